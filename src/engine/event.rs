@@ -1,0 +1,61 @@
+//! The engine's whole surface: what the reactor tells it ([`Input`]) and what it asks the
+//! reactor to do ([`Action`]).
+
+use std::fmt;
+use std::rc::Rc;
+
+use crate::codec::mqtt::{DecodeError, Packet, ProtocolVersion};
+
+/// A connection's stable identity: a counter given at accept, never reused. It is what logs,
+/// traces and the API name; the reactor's slab key stays private to the reactor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u64);
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Index of a listener in the configuration's listener list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ListenerId(pub u32);
+
+/// Byte counters the reactor reports once per turn, for `$SYS`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+}
+
+#[derive(Debug)]
+pub enum Input {
+    /// A transport connection was accepted. `peer` is the address as text, for logs and the API.
+    Opened { conn: ConnId, listener: ListenerId, peer: Rc<str> },
+    /// One whole packet arrived and decoded.
+    Packet { conn: ConnId, packet: Packet },
+    /// The peer's bytes could not be decoded. The engine answers as the spec requires
+    /// (CONNACK or DISCONNECT with the reason in v5, a plain close in 3.1.1) and closes.
+    DecodeError { conn: ConnId, error: DecodeError },
+    /// The transport is gone (end of stream, I/O error, or a close the engine asked for).
+    /// `reason` is a short text for the log.
+    Closed { conn: ConnId, reason: &'static str },
+    /// Bytes counted by the reactor since the previous report.
+    Traffic(Traffic),
+    /// Time passed: fire whatever timers are due at `now`.
+    Tick,
+    /// Clean shutdown: v5 clients get DISCONNECT 0x8B, every connection is closed.
+    Shutdown,
+}
+
+#[derive(Debug)]
+pub enum Action {
+    /// Encode `packet` for the connection's protocol version and queue it for writing.
+    Send { conn: ConnId, packet: Packet },
+    /// The connection's protocol version is now known (sent before its CONNACK).
+    SetVersion { conn: ConnId, version: ProtocolVersion },
+    /// Inbound packets larger than this must be refused with [`crate::codec::mqtt::ErrorKind::PacketTooLarge`].
+    SetMaxPacketSize { conn: ConnId, bytes: u32 },
+    /// Flush what is queued for the connection, then close it. No further input is read.
+    Close { conn: ConnId },
+}

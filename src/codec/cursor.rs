@@ -1,0 +1,1 @@
+//! Bounds-checked reader and writer helpers for the codecs.

@@ -1,5 +1,9 @@
 //! culex: a single-threaded MQTT broker.
+pub mod cli;
 pub mod clock;
 pub mod codec;
+pub mod config;
 pub mod engine;
+pub mod reactor;
 pub mod rng;
+pub mod transport;

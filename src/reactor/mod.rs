@@ -1,0 +1,1 @@
+//! The mio reactor (being written).

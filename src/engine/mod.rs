@@ -1,39 +1,561 @@
-//! The broker engine (placeholder API; being written).
+//! The broker engine: every MQTT rule, no I/O.
+//!
+//! The engine is a sans-IO state machine. The reactor feeds it [`Input`]s, each with the
+//! current time as a value, and after every [`Engine::handle`] call drains
+//! [`Engine::poll_action`] until it returns `None`, then reads [`Engine::next_deadline`] to know
+//! when to call again with [`Input::Tick`]. The engine never holds a socket, a file, a clock
+//! or a thread; everything it decides leaves as an [`Action`]. Randomness (assigned client
+//! identifiers) comes from the seeded [`Rng`] it is given.
+//!
+//! Flows live one per file: `connect` (CONNECT, takeover, CONNACK), `publish` (inbound
+//! PUBLISH and PUBREL), `deliver` (routing, outbound QoS flows, queues), `subscribe`
+//! (SUBSCRIBE, UNSUBSCRIBE, retained on subscribe), `sys` (`$SYS`). This file holds the
+//! tables and the connection life cycle:
+//!
+//! | state         | event                         | next                              |
+//! |---------------|-------------------------------|-----------------------------------|
+//! | (none)        | Opened                        | AwaitConnect                      |
+//! | AwaitConnect  | CONNECT accepted              | Active (session attached)         |
+//! | AwaitConnect  | anything else, deadline       | Closing                           |
+//! | Active        | DISCONNECT, violation, timeout| Closing (session detached)        |
+//! | any           | Closed                        | (removed)                         |
+
+pub mod durable;
 pub mod event;
 pub mod limits;
+pub mod message;
+pub mod retained;
+pub mod session;
+pub mod timers;
+pub mod topic_tree;
 
-use std::collections::VecDeque;
+mod connect;
+mod deliver;
+mod publish;
+
+mod subscribe;
+mod sys;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
+
+use slab::Slab;
 
 use crate::clock::Millis;
+use crate::codec::mqtt::{
+    encoded_len, Disconnect, Packet, Properties, ProtocolVersion, ReasonCode,
+};
 use crate::rng::Rng;
-use event::{Action, Input};
+use durable::{Change, Journal};
+use event::{Action, ConnId, Input, ListenerId, Traffic};
 use limits::Limits;
+use retained::Retained;
+use session::Session;
+use timers::{TimerKey, Timers};
+use topic_tree::{Match, SessionKey, TopicTree};
+
+/// A connection must complete CONNECT within this time.
+pub const CONNECT_TIMEOUT_MS: u64 = 10_000;
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnState {
+    AwaitConnect,
+    Active(SessionKey),
+    Closing,
+}
+
+#[derive(Debug)]
+struct Conn {
+    peer: Rc<str>,
+    listener: ListenerId,
+    state: ConnState,
+    version: ProtocolVersion,
+    /// Keep alive in ms as granted (0: none).
+    keep_alive_ms: u64,
+    last_seen: Millis,
+}
+
+/// Counters behind `$SYS`.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub connections_max: usize,
+    pub messages_received: u64,
+    pub messages_sent: u64,
+    pub publish_received: u64,
+    pub publish_sent: u64,
+    pub publish_dropped: u64,
+    pub traffic: Traffic,
+}
 
 pub struct Engine {
     limits: Limits,
     rng: Rng,
+    now: Millis,
+    conns: BTreeMap<ConnId, Conn>,
+    sessions: Slab<Session>,
+    by_client_id: BTreeMap<Rc<str>, SessionKey>,
+    by_uid: BTreeMap<u64, SessionKey>,
+    next_uid: u64,
+    tree: TopicTree,
+    retained: Retained,
+    timers: Timers,
     actions: VecDeque<Action>,
+    journal: Journal,
+    stats: Stats,
+    shutting_down: bool,
+    /// Reused by routing so that matching allocates nothing in the steady state.
+    match_buf: Vec<Match>,
 }
 
 impl Engine {
     pub fn new(limits: Limits, rng: Rng) -> Self {
-        Self { limits, rng, actions: VecDeque::new() }
+        let mut engine = Self {
+            limits,
+            rng,
+            now: Millis::ZERO,
+            conns: BTreeMap::new(),
+            sessions: Slab::new(),
+            by_client_id: BTreeMap::new(),
+            by_uid: BTreeMap::new(),
+            next_uid: 1,
+            tree: TopicTree::default(),
+            retained: Retained::default(),
+            timers: Timers::default(),
+            actions: VecDeque::new(),
+            journal: Journal::default(),
+            stats: Stats::default(),
+            shutting_down: false,
+            match_buf: Vec::new(),
+        };
+        engine.sys_start();
+        engine
     }
+
+    /// Feeds one input. Drain [`Engine::poll_action`] afterwards.
     pub fn handle(&mut self, now: Millis, input: Input) {
-        let _ = (now, input, &self.rng);
+        self.now = self.now.max(now);
+        match input {
+            Input::Opened { conn, listener, peer } => self.on_opened(conn, listener, peer),
+            Input::Packet { conn, packet } => self.on_packet(conn, packet),
+            Input::DecodeError { conn, error } => self.on_decode_error(conn, error),
+            Input::Closed { conn, reason } => self.on_closed(conn, reason),
+            Input::Traffic(t) => {
+                self.stats.traffic.bytes_received += t.bytes_received;
+                self.stats.traffic.bytes_sent += t.bytes_sent;
+            }
+            Input::Tick => self.on_tick(),
+            Input::Shutdown => self.on_shutdown(),
+        }
     }
+
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
+
+    /// The earliest time at which [`Input::Tick`] has work to do.
     pub fn next_deadline(&self) -> Option<Millis> {
-        None
+        self.timers.next_deadline()
     }
+
+    /// Replaces the run-time limits. New values apply to new connections at once and to
+    /// existing sessions from their next decision (queue bounds, in-flight window, sizes).
     pub fn set_limits(&mut self, now: Millis, limits: Limits) {
-        let _ = now;
+        self.now = self.now.max(now);
+        let sys_was_off = self.limits.sys_interval == 0;
         self.limits = limits;
+        if sys_was_off && self.limits.sys_interval > 0 {
+            self.arm_sys();
+        }
+        let keys: Vec<SessionKey> = self.sessions.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.pump(key);
+        }
     }
-    /// True once every connection has closed after a `Shutdown` input.
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// True once no connection is left (used to end a shutdown).
     pub fn is_idle(&self) -> bool {
-        true
+        self.conns.is_empty()
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Starts recording durable changes (a store is attached).
+    pub fn enable_journal(&mut self) {
+        self.journal.enable();
+    }
+
+    /// The durable changes recorded since the last call.
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        self.journal.drain()
+    }
+
+    fn on_opened(&mut self, conn: ConnId, listener: ListenerId, peer: Rc<str>) {
+        log::debug!("{conn} ({peer}): connection opened");
+        self.conns.insert(
+            conn,
+            Conn {
+                peer,
+                listener,
+                state: ConnState::AwaitConnect,
+                version: ProtocolVersion::V311,
+                keep_alive_ms: 0,
+                last_seen: self.now,
+            },
+        );
+        if self.shutting_down {
+            self.close(conn, "server shutting down", None);
+            return;
+        }
+        self.timers
+            .arm(self.now.saturating_add_ms(CONNECT_TIMEOUT_MS), TimerKey::ConnectDeadline(conn));
+    }
+
+    fn on_packet(&mut self, conn: ConnId, packet: Packet) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.last_seen = self.now;
+        self.stats.messages_received += 1;
+        match c.state {
+            ConnState::Closing => {}
+            ConnState::AwaitConnect => match packet {
+                Packet::Connect(connect) => self.on_connect(conn, *connect),
+                other => {
+                    // [MQTT-3.1.0-1] the first packet must be CONNECT.
+                    let name = packet_name(&other);
+                    self.violation(conn, ReasonCode::ProtocolError, name, "MQTT-3.1.0-1");
+                }
+            },
+            ConnState::Active(key) => self.on_session_packet(conn, key, packet),
+        }
+    }
+
+    fn on_session_packet(&mut self, conn: ConnId, key: SessionKey, packet: Packet) {
+        match packet {
+            Packet::Publish(p) => self.on_publish(conn, key, p),
+            Packet::PubAck(a) => self.on_puback(key, a),
+            Packet::PubRec(a) => self.on_pubrec(conn, key, a),
+            Packet::PubRel(a) => self.on_pubrel(conn, key, a),
+            Packet::PubComp(a) => self.on_pubcomp(key, a),
+            Packet::Subscribe(s) => self.on_subscribe(conn, key, s),
+            Packet::Unsubscribe(u) => self.on_unsubscribe(conn, key, u),
+            Packet::PingReq => self.send(conn, Packet::PingResp),
+            Packet::Disconnect(d) => self.on_disconnect(conn, key, d),
+            Packet::Auth(_) => {
+                // No authentication method is offered, so no AUTH exchange can be under way.
+                self.violation(conn, ReasonCode::BadAuthenticationMethod, "AUTH", "MQTT-4.12.0-1")
+            }
+            // [MQTT-3.1.0-2] a second CONNECT is a protocol error.
+            Packet::Connect(_) => {
+                self.violation(conn, ReasonCode::ProtocolError, "second CONNECT", "MQTT-3.1.0-2")
+            }
+            other => {
+                let name = packet_name(&other);
+                self.violation(conn, ReasonCode::ProtocolError, name, "server-to-client packet")
+            }
+        }
+    }
+
+    fn on_disconnect(&mut self, conn: ConnId, key: SessionKey, d: Disconnect) {
+        let v5 = self.conn_version(conn).is_v5();
+        if v5 {
+            if let Some(new) = d.properties.session_expiry_interval {
+                // [MQTT-3.14.2-2] a zero expiry set at CONNECT cannot be raised at DISCONNECT.
+                if self.sessions[key].expiry_secs == 0 && new != 0 {
+                    self.violation(conn, ReasonCode::ProtocolError, "DISCONNECT", "MQTT-3.14.2-2");
+                    return;
+                }
+                self.sessions[key].expiry_secs = self.cap_expiry(new);
+            }
+        }
+        // [MQTT-3.14.4-3] a normal disconnection discards the will; 0x04 keeps it.
+        let keep_will = v5 && d.reason == ReasonCode::DisconnectWithWill;
+        if !keep_will {
+            self.sessions[key].will = None;
+        }
+        log::debug!("{conn} ({}): DISCONNECT {}", self.peer(conn), d.reason.text());
+        self.detach(conn, key);
+        self.actions.push_back(Action::Close { conn });
+    }
+
+    fn on_decode_error(&mut self, conn: ConnId, error: crate::codec::mqtt::DecodeError) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        log::info!("{conn} ({}): bad packet: {error}; closing", c.peer);
+        match c.state {
+            ConnState::AwaitConnect => {
+                if error.kind == crate::codec::mqtt::ErrorKind::UnsupportedProtocolVersion {
+                    // [MQTT-3.1.2-2] answer 0x01 in the 3.1.1 form, then close.
+                    let ack = crate::codec::mqtt::ConnAck {
+                        session_present: false,
+                        reason: ReasonCode::UnsupportedProtocolVersion,
+                        properties: Properties::default(),
+                    };
+                    self.send(conn, Packet::ConnAck(ack));
+                }
+                self.close(conn, "bad CONNECT", None);
+            }
+            ConnState::Active(_) => self.close(conn, "bad packet", Some(error.reason())),
+            ConnState::Closing => {}
+        }
+    }
+
+    fn on_closed(&mut self, conn: ConnId, reason: &'static str) {
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
+        if let ConnState::Active(key) = c.state {
+            log::info!("{conn} ({}): connection lost: {reason}", c.peer);
+            self.detach(conn, key);
+        } else {
+            log::debug!("{conn} ({}): closed: {reason}", c.peer);
+        }
+    }
+
+    fn on_tick(&mut self) {
+        while let Some(key) = self.timers.pop_due(self.now) {
+            match key {
+                TimerKey::ConnectDeadline(conn) => {
+                    if self.conns.get(&conn).is_some_and(|c| c.state == ConnState::AwaitConnect) {
+                        self.close(conn, "no CONNECT in time", None);
+                    }
+                }
+                TimerKey::KeepAlive(conn) => self.check_keep_alive(conn),
+                TimerKey::SessionExpiry { uid } => self.check_session_expiry(uid),
+                TimerKey::WillDelay { uid } => self.check_will_delay(uid),
+                TimerKey::Sys => self.sys_tick(),
+            }
+        }
+    }
+
+    fn check_keep_alive(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        if c.keep_alive_ms == 0 || c.state == ConnState::Closing {
+            return;
+        }
+        // [MQTT-3.1.2-24] one and a half times the keep alive without a packet.
+        let due = c.last_seen.saturating_add_ms(c.keep_alive_ms + c.keep_alive_ms / 2);
+        if due <= self.now {
+            self.close(conn, "keep alive timeout", Some(ReasonCode::KeepAliveTimeout));
+        } else {
+            self.timers.arm(due, TimerKey::KeepAlive(conn));
+        }
+    }
+
+    fn on_shutdown(&mut self) {
+        self.shutting_down = true;
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in conns {
+            self.close(conn, "server shutting down", Some(ReasonCode::ServerShuttingDown));
+        }
+    }
+
+    /// A protocol violation by the peer: logged with the clause, answered per version.
+    fn violation(&mut self, conn: ConnId, reason: ReasonCode, what: &str, clause: &str) {
+        log::info!(
+            "{conn} ({}): protocol violation ({what}) [{clause}]: {}; closing",
+            self.peer(conn),
+            reason.text()
+        );
+        self.close(conn, "protocol violation", Some(reason));
+    }
+
+    /// Server-initiated close. A v5 client with an attached session is sent DISCONNECT with
+    /// `reason` first [MQTT-4.13.1-1]; its session is detached (will published per its
+    /// delay) at once, and the connection is removed when the reactor reports it closed.
+    fn close(&mut self, conn: ConnId, why: &str, reason: Option<ReasonCode>) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let prev = c.state;
+        if prev == ConnState::Closing {
+            return;
+        }
+        c.state = ConnState::Closing;
+        log::debug!("{conn} ({}): closing: {why}", c.peer);
+        if let (ConnState::Active(key), Some(reason)) = (prev, reason) {
+            if c.version.is_v5() {
+                let d = Disconnect { reason, properties: Properties::default() };
+                self.send(conn, Packet::Disconnect(d));
+            }
+            self.detach(conn, key);
+        } else if let ConnState::Active(key) = prev {
+            self.detach(conn, key);
+        }
+        self.actions.push_back(Action::Close { conn });
+    }
+
+    /// Detaches the session from its connection: the will is published or scheduled, and
+    /// the session ends now or is scheduled to expire.
+    fn detach(&mut self, conn: ConnId, key: SessionKey) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.state = ConnState::Closing;
+        }
+        let Some(s) = self.sessions.get_mut(key) else {
+            return;
+        };
+        if s.link.as_ref().map(|l| l.conn) != Some(conn) {
+            return;
+        }
+        s.link = None;
+        let uid = s.uid;
+        let expiry = s.expiry_secs;
+        if let Some(w) = s.will.as_ref() {
+            // [MQTT-3.1.3-9] the will waits for its delay or the end of the session.
+            if w.delay_secs == 0 || expiry == 0 {
+                self.publish_will(key);
+            } else {
+                let delay = w.delay_secs.min(expiry);
+                let at = self.now.saturating_add_secs(u64::from(delay));
+                self.sessions[key].will_due = Some(at);
+                self.timers.arm(at, TimerKey::WillDelay { uid });
+            }
+        }
+        if expiry == 0 {
+            self.end_session(key);
+        } else if expiry != session::EXPIRY_NEVER {
+            let at = self.now.saturating_add_secs(u64::from(expiry));
+            self.sessions[key].expires_at = Some(at);
+            self.timers.arm(at, TimerKey::SessionExpiry { uid });
+        }
+    }
+
+    fn check_session_expiry(&mut self, uid: u64) {
+        let Some(&key) = self.by_uid.get(&uid) else {
+            return;
+        };
+        let s = &self.sessions[key];
+        if s.link.is_none() && s.expires_at.is_some_and(|at| at <= self.now) {
+            log::debug!("session {} expired", s.client_id);
+            self.end_session(key);
+        }
+    }
+
+    fn check_will_delay(&mut self, uid: u64) {
+        let Some(&key) = self.by_uid.get(&uid) else {
+            return;
+        };
+        let s = &self.sessions[key];
+        if s.link.is_none() && s.will_due.is_some_and(|at| at <= self.now) {
+            self.publish_will(key);
+        }
+    }
+
+    /// Publishes the session's will, if it has one, and forgets it.
+    fn publish_will(&mut self, key: SessionKey) {
+        let s = &mut self.sessions[key];
+        s.will_due = None;
+        let Some(w) = s.will.take() else {
+            return;
+        };
+        log::debug!("publishing will of {} on {}", s.client_id, w.will.topic);
+        let mut properties = w.will.properties;
+        let expires_at = properties
+            .message_expiry_interval
+            .take()
+            .map(|secs| self.now.saturating_add_secs(u64::from(secs)));
+        properties.will_delay_interval = None;
+        let msg = message::Message {
+            topic: w.will.topic.as_str().into(),
+            payload: w.will.payload.into(),
+            qos: w.will.qos,
+            retain: w.will.retain,
+            properties,
+            expires_at,
+            origin: None,
+        };
+        self.accept_message(Rc::new(msg));
+    }
+
+    /// Ends a session: a pending will goes out now, subscriptions leave the tree, and the
+    /// session is forgotten.
+    fn end_session(&mut self, key: SessionKey) {
+        if self.sessions[key].will_due.is_some() {
+            self.publish_will(key);
+        }
+        let s = self.sessions.remove(key);
+        for filter in s.subscriptions.keys() {
+            let (group, plain) = split_group(filter);
+            self.tree.remove(plain, group, key);
+        }
+        self.by_client_id.remove(&s.client_id);
+        self.by_uid.remove(&s.uid);
+        self.journal.record(|| Change::SessionDeleted { client_id: s.client_id.clone() });
+    }
+
+    /// Applies `persistent_client_expiration` to a session asking never to expire.
+    fn cap_expiry(&self, secs: u32) -> u32 {
+        match (secs, self.limits.persistent_client_expiration) {
+            (session::EXPIRY_NEVER, Some(cap)) => u32::try_from(cap).unwrap_or(u32::MAX - 1),
+            _ => secs,
+        }
+    }
+
+    /// Queues a packet for a connection, counting it.
+    fn send(&mut self, conn: ConnId, packet: Packet) {
+        self.stats.messages_sent += 1;
+        if matches!(packet, Packet::Publish(_)) {
+            self.stats.publish_sent += 1;
+        }
+        self.actions.push_back(Action::Send { conn, packet });
+    }
+
+    fn conn_version(&self, conn: ConnId) -> ProtocolVersion {
+        self.conns.get(&conn).map_or(ProtocolVersion::V311, |c| c.version)
+    }
+
+    fn peer(&self, conn: ConnId) -> Rc<str> {
+        self.conns.get(&conn).map_or_else(|| Rc::from("?"), |c| c.peer.clone())
+    }
+
+    /// Whether `packet` fits within the peer's Maximum Packet Size [MQTT-3.1.2-24].
+    fn fits(&self, key: SessionKey, packet: &Packet) -> bool {
+        match self.sessions.get(key).and_then(|s| s.link.as_ref()) {
+            Some(l) => encoded_len(packet, l.version) <= l.max_packet as usize,
+            None => false,
+        }
+    }
+}
+
+/// `$share/GROUP/FILTER` → (Some(GROUP), FILTER); anything else → (None, filter).
+fn split_group(filter: &str) -> (Option<&str>, &str) {
+    if let Some(rest) = filter.strip_prefix("$share/") {
+        if let Some((g, f)) = rest.split_once('/') {
+            return (Some(g), f);
+        }
+    }
+    (None, filter)
+}
+
+fn packet_name(p: &Packet) -> &'static str {
+    match p {
+        Packet::Connect(_) => "CONNECT",
+        Packet::ConnAck(_) => "CONNACK",
+        Packet::Publish(_) => "PUBLISH",
+        Packet::PubAck(_) => "PUBACK",
+        Packet::PubRec(_) => "PUBREC",
+        Packet::PubRel(_) => "PUBREL",
+        Packet::PubComp(_) => "PUBCOMP",
+        Packet::Subscribe(_) => "SUBSCRIBE",
+        Packet::SubAck(_) => "SUBACK",
+        Packet::Unsubscribe(_) => "UNSUBSCRIBE",
+        Packet::UnsubAck(_) => "UNSUBACK",
+        Packet::PingReq => "PINGREQ",
+        Packet::PingResp => "PINGRESP",
+        Packet::Disconnect(_) => "DISCONNECT",
+        Packet::Auth(_) => "AUTH",
     }
 }

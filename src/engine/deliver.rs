@@ -1,0 +1,263 @@
+//! Outbound: routing a message to matching sessions, the in-flight window, offline and
+//! overflow queues, QoS 1/2 send side, topic aliases towards the client, and the client's
+//! Maximum Packet Size.
+//!
+//! Fan-out shares one `Rc<Message>`: each delivery adds a reference, never a copy of the
+//! topic or payload.
+
+use std::rc::Rc;
+
+use super::durable::Change;
+use super::event::ConnId;
+use super::message::Message;
+use super::session::{Delivery, Inflight, OutState};
+use super::topic_tree::SessionKey;
+use super::Engine;
+use crate::codec::mqtt::{Ack, Packet, Properties, Publish, QoS, ReasonCode};
+
+impl Engine {
+    /// Delivers `msg` to every matching subscription. A session with several matching
+    /// subscriptions receives one copy at the highest of their QoS, carrying every matching
+    /// subscription identifier [MQTT-3.3.4-2], [MQTT-3.3.4-3]; each shared subscription that
+    /// matches delivers one copy to one member of its group.
+    pub(super) fn route(&mut self, msg: Rc<Message>) {
+        let mut matches = std::mem::take(&mut self.match_buf);
+        matches.clear();
+        {
+            let sessions = &self.sessions;
+            let online = |k: SessionKey| sessions.get(k).is_some_and(|s| s.is_online());
+            self.tree.matches(&msg.topic, &online, &mut matches);
+        }
+        // No Local [MQTT-3.8.3-3]: never back to the publishing session.
+        if let Some(origin) = msg.origin {
+            let sessions = &self.sessions;
+            matches.retain(|m| {
+                !(m.sub.options.no_local && sessions.get(m.session).is_some_and(|s| s.uid == origin))
+            });
+        }
+        matches.sort_by_key(|m| (m.shared, m.session));
+        let mut i = 0;
+        while i < matches.len() {
+            let first = matches[i];
+            let mut j = i + 1;
+            let mut qos = first.sub.options.qos;
+            let mut rap = first.sub.options.retain_as_published;
+            let mut sub_ids = Vec::new();
+            sub_ids.extend(first.sub.identifier);
+            if !first.shared {
+                while j < matches.len() && !matches[j].shared && matches[j].session == first.session
+                {
+                    let m = matches[j];
+                    qos = qos.max(m.sub.options.qos);
+                    rap |= m.sub.options.retain_as_published;
+                    sub_ids.extend(m.sub.identifier);
+                    j += 1;
+                }
+            }
+            let d = Delivery {
+                msg: msg.clone(),
+                qos: qos.min(msg.qos),
+                // [MQTT-3.3.1-12], [MQTT-3.3.1-13] retain as published, else cleared.
+                retain: rap && msg.retain,
+                sub_ids,
+            };
+            self.deliver(first.session, d);
+            i = j;
+        }
+        self.match_buf = matches;
+    }
+
+    /// Sends a delivery now if the session is connected and its window allows, else queues
+    /// it (QoS 1/2 only; QoS 0 to an offline session is dropped, as mosquitto does).
+    pub(super) fn deliver(&mut self, key: SessionKey, d: Delivery) {
+        let Some(s) = self.sessions.get(key) else {
+            return;
+        };
+        let online = s.link.as_ref().map(|l| l.conn);
+        if d.qos == QoS::AtMostOnce {
+            if let Some(conn) = online {
+                self.send_publish(key, conn, 0, &d, false);
+            }
+            return;
+        }
+        if let Some(conn) = online {
+            if s.queue.is_empty() && s.inflight.len() < self.window(key) {
+                self.send_new(key, conn, d);
+                return;
+            }
+        }
+        self.enqueue(key, d);
+    }
+
+    fn enqueue(&mut self, key: SessionKey, d: Delivery) {
+        let max_msgs = self.limits.max_queued_messages;
+        let max_bytes = self.limits.max_queued_bytes;
+        let s = &mut self.sessions[key];
+        let size = d.msg.size();
+        if (max_msgs > 0 && s.queue.len() >= max_msgs)
+            || (max_bytes > 0 && s.queued_bytes + size > max_bytes)
+        {
+            self.stats.publish_dropped += 1;
+            log::debug!("queue of {} full; message on {} dropped", s.client_id, d.msg.topic);
+            return;
+        }
+        s.queued_bytes += size;
+        let client_id = s.client_id.clone();
+        let msg = d.msg.clone();
+        s.queue.push_back(d);
+        self.journal.record(|| Change::MessageStored { client_id, packet_id: None, msg });
+    }
+
+    /// The number of QoS 1/2 messages the session may have in flight.
+    fn window(&self, key: SessionKey) -> usize {
+        let client = self.sessions[key].link.as_ref().map_or(0, |l| l.receive_max);
+        let broker = match self.limits.max_inflight_messages {
+            0 => u16::MAX,
+            n => n,
+        };
+        usize::from(client.min(broker))
+    }
+
+    /// Assigns a packet identifier and sends a QoS 1/2 delivery, entering it in flight.
+    fn send_new(&mut self, key: SessionKey, conn: ConnId, d: Delivery) {
+        if d.msg.is_expired(self.now) {
+            return;
+        }
+        let Some(id) = self.sessions[key].alloc_packet_id() else {
+            return self.enqueue(key, d);
+        };
+        if !self.send_publish(key, conn, id, &d, false) {
+            return;
+        }
+        let state =
+            if d.qos == QoS::AtLeastOnce { OutState::AwaitPubAck } else { OutState::AwaitPubRec };
+        let s = &mut self.sessions[key];
+        let client_id = s.client_id.clone();
+        let msg = d.msg.clone();
+        s.inflight.insert(id, Inflight { delivery: d, state });
+        self.journal.record(|| Change::MessageStored { client_id, packet_id: Some(id), msg });
+    }
+
+    /// Encodes one PUBLISH for the session's client. Returns false when nothing was sent: the
+    /// message expired, or it would exceed the client's Maximum Packet Size, in which case it
+    /// is discarded as if delivered [MQTT-3.1.2-24].
+    pub(super) fn send_publish(
+        &mut self,
+        key: SessionKey,
+        conn: ConnId,
+        packet_id: u16,
+        d: &Delivery,
+        dup: bool,
+    ) -> bool {
+        let now = self.now;
+        if d.msg.is_expired(now) {
+            return false;
+        }
+        let Some(link) = self.sessions.get(key).and_then(|s| s.link.as_ref()) else {
+            return false;
+        };
+        let v5 = link.version.is_v5();
+        let mut properties = Properties::default();
+        let mut topic = d.msg.topic.clone();
+        let mut new_alias = None;
+        if v5 {
+            properties = d.msg.properties.clone();
+            properties.message_expiry_interval = d.msg.remaining_expiry_secs(now);
+            properties.subscription_identifiers.clone_from(&d.sub_ids);
+            if link.alias_max > 0 {
+                if let Some(&a) = link.aliases_out.get(&topic) {
+                    properties.topic_alias = Some(a);
+                    topic = Rc::from("");
+                } else if link.aliases_out.len() < usize::from(link.alias_max) {
+                    let a = link.aliases_out.len() as u16 + 1;
+                    properties.topic_alias = Some(a);
+                    new_alias = Some(a);
+                }
+            }
+        }
+        let packet = Packet::Publish(Publish {
+            dup,
+            qos: d.qos,
+            retain: d.retain,
+            topic,
+            packet_id,
+            properties,
+            payload: d.msg.payload.clone(),
+        });
+        if !self.fits(key, &packet) {
+            self.stats.publish_dropped += 1;
+            log::debug!("{conn}: PUBLISH on {} exceeds the client's maximum packet size", d.msg.topic);
+            return false;
+        }
+        if let Some(a) = new_alias {
+            if let Some(l) = self.sessions[key].link.as_mut() {
+                l.aliases_out.insert(d.msg.topic.clone(), a);
+            }
+        }
+        self.send(conn, packet);
+        true
+    }
+
+    /// Moves queued messages into the in-flight window while it has room.
+    pub(super) fn pump(&mut self, key: SessionKey) {
+        loop {
+            let Some(s) = self.sessions.get_mut(key) else {
+                return;
+            };
+            let Some(conn) = s.link.as_ref().map(|l| l.conn) else {
+                return;
+            };
+            if s.queue.is_empty() || s.inflight.len() >= self.window(key) {
+                return;
+            }
+            let s = &mut self.sessions[key];
+            let Some(d) = s.queue.pop_front() else {
+                return;
+            };
+            s.queued_bytes = s.queued_bytes.saturating_sub(d.msg.size());
+            self.send_new(key, conn, d);
+        }
+    }
+
+    pub(super) fn on_puback(&mut self, key: SessionKey, a: Ack) {
+        self.complete(key, a.packet_id, OutState::AwaitPubAck);
+    }
+
+    pub(super) fn on_pubrec(&mut self, conn: ConnId, key: SessionKey, a: Ack) {
+        let s = &mut self.sessions[key];
+        match s.inflight.get_mut(&a.packet_id) {
+            Some(f) if f.state == OutState::AwaitPubRec => {
+                if a.reason.is_error() {
+                    // [MQTT-4.3.3-?] a failed PUBREC ends the flow.
+                    self.complete(key, a.packet_id, OutState::AwaitPubRec);
+                    return;
+                }
+                f.state = OutState::AwaitPubComp;
+                self.send(conn, Packet::PubRel(Self::ack(a.packet_id)));
+            }
+            Some(_) => self.send(conn, Packet::PubRel(Self::ack(a.packet_id))),
+            None => {
+                let mut rel = Self::ack(a.packet_id);
+                if self.conn_version(conn).is_v5() {
+                    rel.reason = ReasonCode::PacketIdentifierNotFound;
+                }
+                self.send(conn, Packet::PubRel(rel));
+            }
+        }
+    }
+
+    pub(super) fn on_pubcomp(&mut self, key: SessionKey, a: Ack) {
+        self.complete(key, a.packet_id, OutState::AwaitPubComp);
+    }
+
+    /// Ends an outbound flow that is in `expected` state, then refills the window.
+    fn complete(&mut self, key: SessionKey, packet_id: u16, expected: OutState) {
+        let s = &mut self.sessions[key];
+        if s.inflight.get(&packet_id).is_some_and(|f| f.state == expected) {
+            s.inflight.remove(&packet_id);
+            let client_id = s.client_id.clone();
+            self.journal.record(|| Change::MessageReleased { client_id, packet_id });
+            self.pump(key);
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Inbound PUBLISH and PUBREL: topic alias resolution, the checks a publication must pass,
+//! the QoS 1 and QoS 2 receive side (exactly once for QoS 2), retained messages, routing.
+
+use std::rc::Rc;
+
+use super::durable::Change;
+use super::event::ConnId;
+use super::message::Message;
+use super::topic_tree::SessionKey;
+use super::Engine;
+use crate::codec::mqtt::{Ack, Packet, Properties, Publish, QoS, ReasonCode};
+
+impl Engine {
+    pub(super) fn on_publish(&mut self, conn: ConnId, key: SessionKey, p: Publish) {
+        self.stats.publish_received += 1;
+        let v5 = self.conn_version(conn).is_v5();
+        let topic = match self.resolve_alias(key, &p) {
+            Ok(t) => t,
+            Err((reason, clause)) => return self.violation(conn, reason, "PUBLISH", clause),
+        };
+        if p.qos > self.limits.max_qos {
+            // [MQTT-3.2.2-11] above the Maximum QoS the broker announced.
+            return self.violation(conn, ReasonCode::QosNotSupported, "PUBLISH", "MQTT-3.2.2-11");
+        }
+        if p.retain && !self.limits.retain_available {
+            // [MQTT-3.2.2-14] retain was announced as not available.
+            return self.violation(conn, ReasonCode::RetainNotSupported, "PUBLISH", "MQTT-3.2.2-14");
+        }
+        let id = p.packet_id;
+        if p.qos == QoS::ExactlyOnce && self.sessions[key].incoming_qos2.contains(&id) {
+            // A resend before PUBREL: acknowledge again, deliver nothing [MQTT-4.3.3-10].
+            return self.send(conn, Packet::PubRec(Self::ack(id)));
+        }
+        if p.qos == QoS::ExactlyOnce
+            && self.sessions[key].incoming_qos2.len() >= usize::from(self.server_receive_max())
+        {
+            // [MQTT-3.3.4-9] more unacknowledged QoS 2 than the Receive Maximum.
+            let r = ReasonCode::ReceiveMaximumExceeded;
+            return self.violation(conn, r, "PUBLISH", "MQTT-3.3.4-9");
+        }
+        let mut refusal = None;
+        if v5
+            && p.properties.payload_format_indicator == Some(1)
+            && std::str::from_utf8(&p.payload).is_err()
+        {
+            // [MQTT-3.3.2-4] the payload is declared UTF-8 and is not.
+            refusal = Some(ReasonCode::PayloadFormatInvalid);
+        } else if self.limits.message_size_limit > 0
+            && p.payload.len() > self.limits.message_size_limit as usize
+        {
+            log::info!(
+                "{conn} ({}): PUBLISH of {} bytes on {} over message_size_limit; dropped",
+                self.peer(conn),
+                p.payload.len(),
+                topic
+            );
+            refusal = Some(ReasonCode::QuotaExceeded);
+        }
+        if let Some(reason) = refusal {
+            self.stats.publish_dropped += 1;
+            return match p.qos {
+                QoS::AtMostOnce if reason == ReasonCode::PayloadFormatInvalid => {
+                    self.violation(conn, reason, "PUBLISH", "MQTT-3.3.2-4")
+                }
+                QoS::AtMostOnce => {}
+                qos => self.ack_publish(conn, key, qos, id, if v5 { reason } else { ReasonCode::Success }),
+            };
+        }
+        let qos = p.qos;
+        let origin = Some(self.sessions[key].uid);
+        // Clients may not publish into the broker's own `$SYS` tree.
+        if !topic.starts_with("$SYS") {
+            let msg = Rc::new(Message::from_publish(p, topic, self.now, origin));
+            self.accept_message(msg);
+        }
+        self.ack_publish(conn, key, qos, id, ReasonCode::Success);
+    }
+
+    fn ack_publish(&mut self, conn: ConnId, key: SessionKey, qos: QoS, id: u16, r: ReasonCode) {
+        let ack = Ack { packet_id: id, reason: r, properties: Properties::default() };
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.send(conn, Packet::PubAck(ack)),
+            QoS::ExactlyOnce => {
+                if !r.is_error() {
+                    let s = &mut self.sessions[key];
+                    s.incoming_qos2.insert(id);
+                    let client_id = s.client_id.clone();
+                    self.journal.record(|| Change::IncomingQos2 {
+                        client_id,
+                        packet_id: id,
+                        pending: true,
+                    });
+                }
+                self.send(conn, Packet::PubRec(ack));
+            }
+        }
+    }
+
+    /// Resolves the topic of an inbound PUBLISH through the client's topic aliases
+    /// (spec 3.3.2.3.4), recording a new alias when the PUBLISH sets one.
+    fn resolve_alias(
+        &mut self,
+        key: SessionKey,
+        p: &Publish,
+    ) -> Result<Rc<str>, (ReasonCode, &'static str)> {
+        let Some(alias) = p.properties.topic_alias else {
+            if p.topic.is_empty() {
+                return Err((ReasonCode::ProtocolError, "MQTT-3.3.2-1"));
+            }
+            return Ok(p.topic.clone());
+        };
+        let Some(link) = self.sessions[key].link.as_mut() else {
+            return Err((ReasonCode::ProtocolError, "no link"));
+        };
+        let slot = usize::from(alias).wrapping_sub(1);
+        let Some(entry) = link.aliases_in.get_mut(slot) else {
+            // [MQTT-3.3.2-9] 0 or above the Topic Alias Maximum.
+            return Err((ReasonCode::TopicAliasInvalid, "MQTT-3.3.2-9"));
+        };
+        if p.topic.is_empty() {
+            entry.clone().ok_or((ReasonCode::ProtocolError, "MQTT-3.3.2-12"))
+        } else {
+            *entry = Some(p.topic.clone());
+            Ok(p.topic.clone())
+        }
+    }
+
+    pub(super) fn on_pubrel(&mut self, conn: ConnId, key: SessionKey, a: Ack) {
+        let s = &mut self.sessions[key];
+        let found = s.incoming_qos2.remove(&a.packet_id);
+        let client_id = s.client_id.clone();
+        if found {
+            self.journal.record(|| Change::IncomingQos2 {
+                client_id,
+                packet_id: a.packet_id,
+                pending: false,
+            });
+        }
+        let mut ack = Self::ack(a.packet_id);
+        if !found && self.conn_version(conn).is_v5() {
+            ack.reason = ReasonCode::PacketIdentifierNotFound;
+        }
+        self.send(conn, Packet::PubComp(ack));
+    }
+
+    /// A message accepted by the broker: stored if retained, then routed to subscribers.
+    pub(super) fn accept_message(&mut self, msg: Rc<Message>) {
+        if msg.retain && self.retained.set(&msg) {
+            if msg.payload.is_empty() {
+                let topic = msg.topic.clone();
+                self.journal.record(|| Change::RetainCleared { topic });
+            } else {
+                let m = msg.clone();
+                self.journal.record(|| Change::RetainSet { msg: m });
+            }
+        }
+        self.route(msg);
+    }
+}

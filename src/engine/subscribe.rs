@@ -1,0 +1,102 @@
+//! SUBSCRIBE and UNSUBSCRIBE: filter validation, shared subscriptions, subscription
+//! identifiers, and retained messages sent on subscribe per Retain Handling.
+
+use std::rc::Rc;
+
+use super::durable::Change;
+use super::event::ConnId;
+use super::message::Message;
+use super::session::Delivery;
+use super::topic_tree::{SessionKey, Subscription};
+use super::Engine;
+use crate::codec::mqtt::topic::{parse_filter, Filter};
+use crate::codec::mqtt::{Packet, Properties, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe};
+
+impl Engine {
+    pub(super) fn on_subscribe(&mut self, conn: ConnId, key: SessionKey, sub: Subscribe) {
+        let v5 = self.conn_version(conn).is_v5();
+        let ids = &sub.properties.subscription_identifiers;
+        if ids.len() > 1 {
+            // Spec 3.8.2.1.2: at most one Subscription Identifier.
+            return self.violation(conn, ReasonCode::ProtocolError, "SUBSCRIBE", "MQTT-3.8.2-1");
+        }
+        let identifier = ids.first().copied();
+        let mut reasons = Vec::with_capacity(sub.filters.len());
+        let mut retained: Vec<(Rc<Message>, Subscription)> = Vec::new();
+        for (filter, opts) in &sub.filters {
+            let parsed = parse_filter(filter);
+            let (group, plain) = match parsed {
+                Some(Filter::Plain(f)) => (None, f),
+                Some(Filter::Shared { group, filter }) => (Some(group), filter),
+                None => {
+                    log::debug!("{conn}: invalid topic filter {filter:?}");
+                    reasons.push(if v5 {
+                        ReasonCode::TopicFilterInvalid
+                    } else {
+                        ReasonCode::UnspecifiedError
+                    });
+                    continue;
+                }
+            };
+            if group.is_some() && opts.no_local {
+                // [MQTT-3.8.3-4] No Local on a shared subscription is a protocol error.
+                return self.violation(conn, ReasonCode::ProtocolError, "SUBSCRIBE", "MQTT-3.8.3-4");
+            }
+            let mut options = *opts;
+            options.qos = options.qos.min(self.limits.max_qos);
+            let entry = Subscription { options, identifier };
+            let new = self.tree.insert(plain, group, key, entry);
+            let s = &mut self.sessions[key];
+            s.subscriptions.insert(filter.clone(), entry);
+            let client_id = s.client_id.clone();
+            self.journal.record(|| Change::Subscribed {
+                client_id,
+                filter: filter.clone(),
+                sub: entry,
+            });
+            reasons.push(ReasonCode::granted(options.qos));
+            // [MQTT-3.3.1-9] retained messages on subscribe, per Retain Handling; never for a
+            // shared subscription (spec 4.8.2).
+            let send_retained = group.is_none()
+                && match options.retain_handling {
+                    0 => true,
+                    1 => new,
+                    _ => false,
+                };
+            if send_retained {
+                let mut found = Vec::new();
+                self.retained.matching(plain, self.now, &mut found);
+                retained.extend(found.into_iter().map(|m| (m, entry)));
+            }
+        }
+        let ack = SubAck { packet_id: sub.packet_id, properties: Properties::default(), reasons };
+        self.send(conn, Packet::SubAck(ack));
+        for (msg, entry) in retained {
+            let d = Delivery {
+                qos: entry.options.qos.min(msg.qos),
+                retain: true,
+                sub_ids: entry.identifier.into_iter().collect(),
+                msg,
+            };
+            self.deliver(key, d);
+        }
+    }
+
+    pub(super) fn on_unsubscribe(&mut self, conn: ConnId, key: SessionKey, u: Unsubscribe) {
+        let mut reasons = Vec::with_capacity(u.filters.len());
+        for filter in &u.filters {
+            let existed = self.sessions[key].subscriptions.remove(filter).is_some();
+            if existed {
+                let (group, plain) = super::split_group(filter);
+                self.tree.remove(plain, group, key);
+                let client_id = self.sessions[key].client_id.clone();
+                self.journal.record(|| Change::Unsubscribed { client_id, filter: filter.clone() });
+                reasons.push(ReasonCode::Success);
+            } else {
+                reasons.push(ReasonCode::NoSubscriptionExisted);
+            }
+        }
+        let ack = UnsubAck { packet_id: u.packet_id, properties: Properties::default(), reasons };
+        self.send(conn, Packet::UnsubAck(ack));
+    }
+}

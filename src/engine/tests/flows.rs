@@ -1,0 +1,214 @@
+//! Engine flows end to end in virtual time.
+
+use super::*;
+use crate::codec::mqtt::Disconnect;
+
+#[test]
+fn qos2_inbound_is_delivered_exactly_once() {
+    let mut h = Harness::new();
+    h.connect(1, "sub", ProtocolVersion::V311, true);
+    h.subscribe(1, "t", QoS::ExactlyOnce);
+    h.connect(2, "pub", ProtocolVersion::V311, true);
+    let a = h.publish(2, "t", b"x", QoS::ExactlyOnce, 7);
+    assert_eq!(publishes(&a, 1).len(), 1);
+    assert!(matches!(sent(&a, 2)[0], Packet::PubRec(r) if r.packet_id == 7));
+    let mut again = publish("t", b"x", QoS::ExactlyOnce, 7, false);
+    again.dup = true;
+    let a = h.packet(2, Packet::Publish(again));
+    assert!(publishes(&a, 1).is_empty(), "a resend before PUBREL is not delivered again");
+    assert!(matches!(sent(&a, 2)[0], Packet::PubRec(_)));
+    let a = h.packet(2, Packet::PubRel(ack(7)));
+    assert!(matches!(sent(&a, 2)[0], Packet::PubComp(c) if c.reason == ReasonCode::Success));
+}
+
+#[test]
+fn qos2_outbound_flow_and_window() {
+    let mut limits = Limits::default();
+    limits.max_inflight_messages = 1;
+    let mut h = Harness::with(limits);
+    h.connect(1, "sub", ProtocolVersion::V5, true);
+    h.subscribe(1, "t", QoS::ExactlyOnce);
+    h.connect(2, "pub", ProtocolVersion::V5, true);
+    let a1 = h.publish(2, "t", b"1", QoS::ExactlyOnce, 1);
+    h.packet(2, Packet::PubRel(ack(1)));
+    let a2 = h.publish(2, "t", b"2", QoS::ExactlyOnce, 2);
+    let first = publishes(&a1, 1);
+    assert_eq!(first.len(), 1);
+    assert!(publishes(&a2, 1).is_empty(), "window of one holds the second message back");
+    let id = first[0].packet_id;
+    let a = h.packet(1, Packet::PubRec(ack(id)));
+    assert!(matches!(sent(&a, 1)[0], Packet::PubRel(r) if r.packet_id == id));
+    let a = h.packet(1, Packet::PubComp(ack(id)));
+    let next = publishes(&a, 1);
+    assert_eq!(next.len(), 1);
+    assert_eq!(&*next[0].payload, b"2");
+}
+
+#[test]
+fn keep_alive_closes_after_one_and_a_half_periods() {
+    let mut h = Harness::new();
+    let mut c = connect("k", ProtocolVersion::V5, true);
+    c.keep_alive = 10;
+    h.connect_with(1, c);
+    assert!(!closes(&h.advance_to(14_000), 1));
+    let a = h.advance_to(15_000);
+    assert!(closes(&a, 1));
+    assert!(matches!(sent(&a, 1)[0], Packet::Disconnect(d) if d.reason == ReasonCode::KeepAliveTimeout));
+}
+
+#[test]
+fn activity_postpones_keep_alive() {
+    let mut h = Harness::new();
+    let mut c = connect("k", ProtocolVersion::V311, true);
+    c.keep_alive = 10;
+    h.connect_with(1, c);
+    h.advance_to(9_000);
+    h.packet(1, Packet::PingReq);
+    assert!(!closes(&h.advance_to(20_000), 1));
+    assert!(closes(&h.advance_to(24_000), 1));
+}
+
+#[test]
+fn will_is_published_on_loss_and_not_on_normal_disconnect() {
+    let mut h = Harness::new();
+    h.connect(1, "watcher", ProtocolVersion::V311, true);
+    h.subscribe(1, "wills/#", QoS::AtMostOnce);
+    let mut c = connect("w", ProtocolVersion::V311, true);
+    c.will = Some(will("wills/w", None));
+    h.connect_with(2, c.clone());
+    let a = h.closed(2);
+    assert_eq!(publishes(&a, 1).len(), 1);
+    h.connect_with(3, c);
+    let d = Disconnect { reason: ReasonCode::Success, properties: Properties::default() };
+    let a = h.packet(3, Packet::Disconnect(d));
+    assert!(publishes(&a, 1).is_empty());
+}
+
+#[test]
+fn will_delay_waits_and_reconnection_cancels_it() {
+    let mut h = Harness::new();
+    h.connect(1, "watcher", ProtocolVersion::V5, true);
+    h.subscribe(1, "wills/#", QoS::AtMostOnce);
+    let mut c = connect("w", ProtocolVersion::V5, false);
+    c.properties.session_expiry_interval = Some(100);
+    c.will = Some(will("wills/w", Some(5)));
+    h.connect_with(2, c.clone());
+    assert!(publishes(&h.closed(2), 1).is_empty());
+    assert!(publishes(&h.advance_to(4_000), 1).is_empty());
+    assert_eq!(publishes(&h.advance_to(5_000), 1).len(), 1);
+    // Reconnecting within the delay cancels the will.
+    h.connect_with(3, c.clone());
+    h.closed(3);
+    h.advance_to(7_000);
+    h.connect_with(4, c);
+    assert!(publishes(&h.advance_to(20_000), 1).is_empty());
+}
+
+#[test]
+fn persistent_session_queues_while_offline() {
+    let mut h = Harness::new();
+    h.connect(1, "p", ProtocolVersion::V311, false);
+    h.subscribe(1, "q", QoS::AtLeastOnce);
+    h.closed(1);
+    h.connect(2, "pub", ProtocolVersion::V311, true);
+    h.publish(2, "q", b"a", QoS::AtLeastOnce, 1);
+    h.publish(2, "q", b"b", QoS::AtMostOnce, 0);
+    let a = h.connect(3, "p", ProtocolVersion::V311, false);
+    assert!(connack(&a, 3).0, "session present");
+    let got = publishes(&a, 3);
+    assert_eq!(got.len(), 1, "QoS 1 queued, QoS 0 dropped while offline");
+    assert_eq!(&*got[0].payload, b"a");
+}
+
+#[test]
+fn unacknowledged_messages_are_resent_with_dup_on_resume() {
+    let mut h = Harness::new();
+    let mut c = connect("p", ProtocolVersion::V5, false);
+    c.properties.session_expiry_interval = Some(60);
+    h.connect_with(1, c.clone());
+    h.subscribe(1, "q", QoS::AtLeastOnce);
+    h.connect(2, "pub", ProtocolVersion::V5, true);
+    let a = h.publish(2, "q", b"a", QoS::AtLeastOnce, 1);
+    assert!(publishes(&a, 1).len() == 1 && !publishes(&a, 1)[0].dup);
+    let a = h.connect_with(3, c);
+    assert!(closes(&a, 1), "takeover closes the first connection");
+    assert!(matches!(sent(&a, 1)[0], Packet::Disconnect(d) if d.reason == ReasonCode::SessionTakenOver));
+    let again = publishes(&a, 3);
+    assert_eq!(again.len(), 1);
+    assert!(again[0].dup);
+}
+
+#[test]
+fn session_expires_after_its_interval() {
+    let mut h = Harness::new();
+    let mut c = connect("e", ProtocolVersion::V5, false);
+    c.properties.session_expiry_interval = Some(2);
+    h.connect_with(1, c.clone());
+    h.closed(1);
+    h.advance_to(1_000);
+    assert!(connack(&h.connect_with(2, c.clone()), 2).0, "still there after 1 s");
+    h.closed(2);
+    h.advance_to(4_000);
+    c.clean_start = false;
+    assert!(!connack(&h.connect_with(3, c), 3).0, "gone after 2 s");
+}
+
+#[test]
+fn empty_client_id_is_assigned_from_the_seed() {
+    let mut h = Harness::new();
+    let a = h.connect(1, "", ProtocolVersion::V5, true);
+    let id = connack(&a, 1).2.assigned_client_identifier.expect("assigned id");
+    let mut h2 = Harness::new();
+    let a2 = h2.connect(1, "", ProtocolVersion::V5, true);
+    assert_eq!(Some(id), connack(&a2, 1).2.assigned_client_identifier);
+    let a = h.connect(2, "", ProtocolVersion::V311, false);
+    assert_eq!(connack(&a, 2).1, ReasonCode::ClientIdentifierNotValid);
+}
+
+#[test]
+fn retained_message_is_sent_on_subscribe_and_cleared_by_empty_payload() {
+    let mut h = Harness::new();
+    h.connect(1, "pub", ProtocolVersion::V311, true);
+    h.packet(1, Packet::Publish(publish("r", b"v", QoS::AtMostOnce, 0, true)));
+    h.connect(2, "sub", ProtocolVersion::V5, true);
+    let a = h.subscribe(2, "r", QoS::AtLeastOnce);
+    let got = publishes(&a, 2);
+    assert_eq!(got.len(), 1);
+    assert!(got[0].retain);
+    h.packet(1, Packet::Publish(publish("r", b"", QoS::AtMostOnce, 0, true)));
+    h.connect(3, "sub2", ProtocolVersion::V5, true);
+    assert!(publishes(&h.subscribe(3, "r", QoS::AtLeastOnce), 3).is_empty());
+}
+
+#[test]
+fn topic_alias_from_client_is_resolved() {
+    let mut h = Harness::new();
+    h.connect(1, "sub", ProtocolVersion::V311, true);
+    h.subscribe(1, "long/topic", QoS::AtMostOnce);
+    h.connect(2, "pub", ProtocolVersion::V5, true);
+    let mut p = publish("long/topic", b"1", QoS::AtMostOnce, 0, false);
+    p.properties.topic_alias = Some(1);
+    h.packet(2, Packet::Publish(p));
+    let mut p = publish("", b"2", QoS::AtMostOnce, 0, false);
+    p.properties.topic_alias = Some(1);
+    let a = h.packet(2, Packet::Publish(p));
+    assert_eq!(&*publishes(&a, 1)[0].topic, "long/topic");
+    let mut p = publish("", b"3", QoS::AtMostOnce, 0, false);
+    p.properties.topic_alias = Some(11);
+    let a = h.packet(2, Packet::Publish(p));
+    assert!(matches!(sent(&a, 2)[0], Packet::Disconnect(d) if d.reason == ReasonCode::TopicAliasInvalid));
+}
+
+#[test]
+fn shutdown_sends_server_shutting_down_to_v5_clients() {
+    let mut h = Harness::new();
+    h.connect(1, "a", ProtocolVersion::V5, true);
+    h.connect(2, "b", ProtocolVersion::V311, true);
+    let a = h.input(Input::Shutdown);
+    assert!(matches!(sent(&a, 1)[0], Packet::Disconnect(d) if d.reason == ReasonCode::ServerShuttingDown));
+    assert!(sent(&a, 2).is_empty());
+    assert!(closes(&a, 1) && closes(&a, 2));
+    h.closed(1);
+    h.closed(2);
+    assert!(h.engine.is_idle());
+}

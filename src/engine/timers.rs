@@ -1,0 +1,79 @@
+//! The engine's one timer structure: a min-heap of (deadline, key).
+//!
+//! Timers are never cancelled in place. When one fires, its owner checks whether it still
+//! applies (the client may have sent a packet since, the session may be gone) and re-arms it
+//! if the deadline moved. This keeps arming O(log n) with no lookup, at the cost of stale
+//! entries that expire harmlessly. `next_deadline` may therefore wake the loop early, never
+//! late.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use super::event::ConnId;
+use crate::clock::Millis;
+
+/// What a timer is for. Session keys carry the session's unique id so that a timer armed for
+/// one session never acts on another that reused its slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TimerKey {
+    /// A connection must send CONNECT within a bounded time.
+    ConnectDeadline(ConnId),
+    /// Keep alive: 1.5 times the keep alive without a packet closes the connection.
+    KeepAlive(ConnId),
+    /// A disconnected session ends when its expiry interval has passed.
+    SessionExpiry { uid: u64 },
+    /// A will message with a will delay interval is due.
+    WillDelay { uid: u64 },
+    /// `$SYS` topics are published.
+    Sys,
+}
+
+#[derive(Default)]
+pub struct Timers {
+    heap: BinaryHeap<Reverse<(Millis, TimerKey)>>,
+}
+
+impl Timers {
+    pub fn arm(&mut self, at: Millis, key: TimerKey) {
+        self.heap.push(Reverse((at, key)));
+    }
+
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Removes and returns the earliest timer due at `now`, if any.
+    pub fn pop_due(&mut self, now: Millis) -> Option<TimerKey> {
+        match self.heap.peek() {
+            Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse((_, k))| k),
+            _ => None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pops_in_deadline_order_and_only_when_due() {
+        let mut t = Timers::default();
+        t.arm(Millis(30), TimerKey::Sys);
+        t.arm(Millis(10), TimerKey::KeepAlive(ConnId(1)));
+        t.arm(Millis(20), TimerKey::SessionExpiry { uid: 4 });
+        assert_eq!(t.next_deadline(), Some(Millis(10)));
+        assert_eq!(t.pop_due(Millis(5)), None);
+        assert_eq!(t.pop_due(Millis(25)), Some(TimerKey::KeepAlive(ConnId(1))));
+        assert_eq!(t.pop_due(Millis(25)), Some(TimerKey::SessionExpiry { uid: 4 }));
+        assert_eq!(t.pop_due(Millis(25)), None);
+        assert_eq!(t.len(), 1);
+    }
+}

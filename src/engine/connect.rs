@@ -8,9 +8,7 @@ use super::event::{Action, ConnId};
 use super::session::{Link, OutState, PendingWill, Session, EXPIRY_NEVER};
 use super::timers::TimerKey;
 use super::{ConnState, Engine};
-use crate::codec::mqtt::{
-    ConnAck, Connect, Packet, Properties, ProtocolVersion, QoS, ReasonCode,
-};
+use crate::codec::mqtt::{ConnAck, Connect, Packet, Properties, ProtocolVersion, QoS, ReasonCode};
 
 /// Prefix of identifiers the broker assigns to clients that send an empty one.
 const ASSIGNED_ID_PREFIX: &str = "culex-";
@@ -76,7 +74,11 @@ impl Engine {
         if let Some(&key) = self.by_client_id.get(&client_id) {
             if let Some(old) = self.sessions[key].link.as_ref().map(|l| l.conn) {
                 log::info!("{old}: session {client_id} taken over by {conn} ({peer})");
-                self.close(old, "session taken over", Some(ReasonCode::SessionTakenOver));
+                self.close(
+                    old,
+                    "session taken over",
+                    Some(ReasonCode::SessionTakenOver),
+                );
             }
         }
         let existing = self.by_client_id.get(&client_id).copied();
@@ -95,9 +97,20 @@ impl Engine {
             version,
             receive_max,
             max_packet: c.properties.maximum_packet_size.unwrap_or(u32::MAX),
-            alias_max: if v5 { c.properties.topic_alias_maximum.unwrap_or(0) } else { 0 },
+            alias_max: if v5 {
+                c.properties.topic_alias_maximum.unwrap_or(0)
+            } else {
+                0
+            },
             aliases_out: Default::default(),
-            aliases_in: vec![None; if v5 { usize::from(self.limits.max_topic_alias) } else { 0 }],
+            aliases_in: vec![
+                None;
+                if v5 {
+                    usize::from(self.limits.max_topic_alias)
+                } else {
+                    0
+                }
+            ],
         };
         {
             let s = &mut self.sessions[key];
@@ -108,10 +121,16 @@ impl Engine {
             s.will_due = None;
             s.will = c.will.map(|w| {
                 let delay_secs = w.properties.will_delay_interval.unwrap_or(0);
-                PendingWill { will: w, delay_secs }
+                PendingWill {
+                    will: w,
+                    delay_secs,
+                }
             });
         }
-        self.journal.record(|| Change::SessionSaved { client_id: client_id.clone(), expiry_secs: expiry });
+        self.journal.record(|| Change::SessionSaved {
+            client_id: client_id.clone(),
+            expiry_secs: expiry,
+        });
 
         if let Some(cs) = self.conns.get_mut(&conn) {
             cs.state = ConnState::Active(key);
@@ -175,8 +194,16 @@ impl Engine {
 
     /// CONNACK with a failure reason, then close [MQTT-3.2.2-6: session present 0].
     fn refuse(&mut self, conn: ConnId, reason: ReasonCode, why: &str) {
-        log::info!("{conn} ({}): connection refused: {} ({why})", self.peer(conn), reason.text());
-        let ack = ConnAck { session_present: false, reason, properties: Properties::default() };
+        log::info!(
+            "{conn} ({}): connection refused: {} ({why})",
+            self.peer(conn),
+            reason.text()
+        );
+        let ack = ConnAck {
+            session_present: false,
+            reason,
+            properties: Properties::default(),
+        };
         self.send(conn, Packet::ConnAck(ack));
         self.close(conn, "connection refused", None);
     }
@@ -210,7 +237,10 @@ impl Engine {
     }
 
     fn online_count(&self) -> usize {
-        self.conns.values().filter(|c| matches!(c.state, ConnState::Active(_))).count()
+        self.conns
+            .values()
+            .filter(|c| matches!(c.state, ConnState::Active(_)))
+            .count()
     }
 
     /// On resumption, every unacknowledged PUBLISH is sent again with DUP set and every
@@ -219,8 +249,11 @@ impl Engine {
         let Some(conn) = self.sessions[key].link.as_ref().map(|l| l.conn) else {
             return;
         };
-        let ids: Vec<(u16, OutState)> =
-            self.sessions[key].inflight.iter().map(|(id, f)| (*id, f.state)).collect();
+        let ids: Vec<(u16, OutState)> = self.sessions[key]
+            .inflight
+            .iter()
+            .map(|(id, f)| (*id, f.state))
+            .collect();
         for (id, state) in ids {
             match state {
                 OutState::AwaitPubComp => self.send(conn, Packet::PubRel(Self::ack(id))),
@@ -251,4 +284,3 @@ fn version_name(v: ProtocolVersion) -> &'static str {
         ProtocolVersion::V5 => "MQTT 5.0",
     }
 }
-

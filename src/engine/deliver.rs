@@ -32,7 +32,8 @@ impl Engine {
         if let Some(origin) = msg.origin {
             let sessions = &self.sessions;
             matches.retain(|m| {
-                !(m.sub.options.no_local && sessions.get(m.session).is_some_and(|s| s.uid == origin))
+                !(m.sub.options.no_local
+                    && sessions.get(m.session).is_some_and(|s| s.uid == origin))
             });
         }
         matches.sort_by_key(|m| (m.shared, m.session));
@@ -98,19 +99,30 @@ impl Engine {
             || (max_bytes > 0 && s.queued_bytes + size > max_bytes)
         {
             self.stats.publish_dropped += 1;
-            log::debug!("queue of {} full; message on {} dropped", s.client_id, d.msg.topic);
+            log::debug!(
+                "queue of {} full; message on {} dropped",
+                s.client_id,
+                d.msg.topic
+            );
             return;
         }
         s.queued_bytes += size;
         let client_id = s.client_id.clone();
         let msg = d.msg.clone();
         s.queue.push_back(d);
-        self.journal.record(|| Change::MessageStored { client_id, packet_id: None, msg });
+        self.journal.record(|| Change::MessageStored {
+            client_id,
+            packet_id: None,
+            msg,
+        });
     }
 
     /// The number of QoS 1/2 messages the session may have in flight.
     fn window(&self, key: SessionKey) -> usize {
-        let client = self.sessions[key].link.as_ref().map_or(0, |l| l.receive_max);
+        let client = self.sessions[key]
+            .link
+            .as_ref()
+            .map_or(0, |l| l.receive_max);
         let broker = match self.limits.max_inflight_messages {
             0 => u16::MAX,
             n => n,
@@ -129,13 +141,20 @@ impl Engine {
         if !self.send_publish(key, conn, id, &d, false) {
             return;
         }
-        let state =
-            if d.qos == QoS::AtLeastOnce { OutState::AwaitPubAck } else { OutState::AwaitPubRec };
+        let state = if d.qos == QoS::AtLeastOnce {
+            OutState::AwaitPubAck
+        } else {
+            OutState::AwaitPubRec
+        };
         let s = &mut self.sessions[key];
         let client_id = s.client_id.clone();
         let msg = d.msg.clone();
         s.inflight.insert(id, Inflight { delivery: d, state });
-        self.journal.record(|| Change::MessageStored { client_id, packet_id: Some(id), msg });
+        self.journal.record(|| Change::MessageStored {
+            client_id,
+            packet_id: Some(id),
+            msg,
+        });
     }
 
     /// Encodes one PUBLISH for the session's client. Returns false when nothing was sent: the
@@ -186,7 +205,10 @@ impl Engine {
         });
         if !self.fits(key, &packet) {
             self.stats.publish_dropped += 1;
-            log::debug!("{conn}: PUBLISH on {} exceeds the client's maximum packet size", d.msg.topic);
+            log::debug!(
+                "{conn}: PUBLISH on {} exceeds the client's maximum packet size",
+                d.msg.topic
+            );
             return false;
         }
         if let Some(a) = new_alias {
@@ -253,10 +275,16 @@ impl Engine {
     /// Ends an outbound flow that is in `expected` state, then refills the window.
     fn complete(&mut self, key: SessionKey, packet_id: u16, expected: OutState) {
         let s = &mut self.sessions[key];
-        if s.inflight.get(&packet_id).is_some_and(|f| f.state == expected) {
+        if s.inflight
+            .get(&packet_id)
+            .is_some_and(|f| f.state == expected)
+        {
             s.inflight.remove(&packet_id);
             let client_id = s.client_id.clone();
-            self.journal.record(|| Change::MessageReleased { client_id, packet_id });
+            self.journal.record(|| Change::MessageReleased {
+                client_id,
+                packet_id,
+            });
             self.pump(key);
         }
     }

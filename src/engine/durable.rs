@@ -14,19 +14,46 @@ use super::topic_tree::Subscription;
 #[derive(Debug, Clone)]
 pub enum Change {
     /// A session was created or its expiry changed.
-    SessionSaved { client_id: Rc<str>, expiry_secs: u32 },
+    SessionSaved {
+        client_id: Rc<str>,
+        expiry_secs: u32,
+    },
     /// A session ended; everything it owned goes with it.
-    SessionDeleted { client_id: Rc<str> },
-    Subscribed { client_id: Rc<str>, filter: String, sub: Subscription },
-    Unsubscribed { client_id: Rc<str>, filter: String },
+    SessionDeleted {
+        client_id: Rc<str>,
+    },
+    Subscribed {
+        client_id: Rc<str>,
+        filter: String,
+        sub: Subscription,
+    },
+    Unsubscribed {
+        client_id: Rc<str>,
+        filter: String,
+    },
     /// A message was queued for a session, or sent with a packet identifier.
-    MessageStored { client_id: Rc<str>, packet_id: Option<u16>, msg: Rc<Message> },
+    MessageStored {
+        client_id: Rc<str>,
+        packet_id: Option<u16>,
+        msg: Rc<Message>,
+    },
     /// An outbound flow completed (PUBACK or PUBCOMP received) or a message was discarded.
-    MessageReleased { client_id: Rc<str>, packet_id: u16 },
+    MessageReleased {
+        client_id: Rc<str>,
+        packet_id: u16,
+    },
     /// An inbound QoS 2 packet identifier awaits PUBREL (`pending`) or no longer does.
-    IncomingQos2 { client_id: Rc<str>, packet_id: u16, pending: bool },
-    RetainSet { msg: Rc<Message> },
-    RetainCleared { topic: Rc<str> },
+    IncomingQos2 {
+        client_id: Rc<str>,
+        packet_id: u16,
+        pending: bool,
+    },
+    RetainSet {
+        msg: Rc<Message>,
+    },
+    RetainCleared {
+        topic: Rc<str>,
+    },
 }
 
 /// Collects changes when a store is attached.
@@ -54,6 +81,9 @@ impl Journal {
 
     /// Hands the recorded changes to the caller, leaving the journal empty.
     pub fn drain(&mut self) -> Vec<Change> {
-        self.changes.as_mut().map(std::mem::take).unwrap_or_default()
+        self.changes
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 }

@@ -28,10 +28,17 @@ pub struct Traffic {
     pub bytes_sent: u64,
 }
 
+/// Inputs and actions are moved once from producer to consumer and never stored in bulk,
+/// so their size is not worth an allocation per packet.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Input {
     /// A transport connection was accepted. `peer` is the address as text, for logs and the API.
-    Opened { conn: ConnId, listener: ListenerId, peer: Rc<str> },
+    Opened {
+        conn: ConnId,
+        listener: ListenerId,
+        peer: Rc<str>,
+    },
     /// One whole packet arrived and decoded.
     Packet { conn: ConnId, packet: Packet },
     /// The peer's bytes could not be decoded. The engine answers as the spec requires
@@ -48,12 +55,16 @@ pub enum Input {
     Shutdown,
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Action {
     /// Encode `packet` for the connection's protocol version and queue it for writing.
     Send { conn: ConnId, packet: Packet },
     /// The connection's protocol version is now known (sent before its CONNACK).
-    SetVersion { conn: ConnId, version: ProtocolVersion },
+    SetVersion {
+        conn: ConnId,
+        version: ProtocolVersion,
+    },
     /// Inbound packets larger than this must be refused with [`crate::codec::mqtt::ErrorKind::PacketTooLarge`].
     SetMaxPacketSize { conn: ConnId, bytes: u32 },
     /// Flush what is queued for the connection, then close it. No further input is read.

@@ -33,7 +33,15 @@ impl Message {
             .map(|secs| now.saturating_add_secs(u64::from(secs)));
         properties.topic_alias = None;
         properties.subscription_identifiers.clear();
-        Self { topic, payload: p.payload, qos: p.qos, retain: p.retain, properties, expires_at, origin }
+        Self {
+            topic,
+            payload: p.payload,
+            qos: p.qos,
+            retain: p.retain,
+            properties,
+            expires_at,
+            origin,
+        }
     }
 
     pub fn is_expired(&self, now: Millis) -> bool {

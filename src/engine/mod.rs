@@ -139,7 +139,11 @@ impl Engine {
     pub fn handle(&mut self, now: Millis, input: Input) {
         self.now = self.now.max(now);
         match input {
-            Input::Opened { conn, listener, peer } => self.on_opened(conn, listener, peer),
+            Input::Opened {
+                conn,
+                listener,
+                peer,
+            } => self.on_opened(conn, listener, peer),
             Input::Packet { conn, packet } => self.on_packet(conn, packet),
             Input::DecodeError { conn, error } => self.on_decode_error(conn, error),
             Input::Closed { conn, reason } => self.on_closed(conn, reason),
@@ -216,8 +220,10 @@ impl Engine {
             self.close(conn, "server shutting down", None);
             return;
         }
-        self.timers
-            .arm(self.now.saturating_add_ms(CONNECT_TIMEOUT_MS), TimerKey::ConnectDeadline(conn));
+        self.timers.arm(
+            self.now.saturating_add_ms(CONNECT_TIMEOUT_MS),
+            TimerKey::ConnectDeadline(conn),
+        );
     }
 
     fn on_packet(&mut self, conn: ConnId, packet: Packet) {
@@ -253,15 +259,28 @@ impl Engine {
             Packet::Disconnect(d) => self.on_disconnect(conn, key, d),
             Packet::Auth(_) => {
                 // No authentication method is offered, so no AUTH exchange can be under way.
-                self.violation(conn, ReasonCode::BadAuthenticationMethod, "AUTH", "MQTT-4.12.0-1")
+                self.violation(
+                    conn,
+                    ReasonCode::BadAuthenticationMethod,
+                    "AUTH",
+                    "MQTT-4.12.0-1",
+                )
             }
             // [MQTT-3.1.0-2] a second CONNECT is a protocol error.
-            Packet::Connect(_) => {
-                self.violation(conn, ReasonCode::ProtocolError, "second CONNECT", "MQTT-3.1.0-2")
-            }
+            Packet::Connect(_) => self.violation(
+                conn,
+                ReasonCode::ProtocolError,
+                "second CONNECT",
+                "MQTT-3.1.0-2",
+            ),
             other => {
                 let name = packet_name(&other);
-                self.violation(conn, ReasonCode::ProtocolError, name, "server-to-client packet")
+                self.violation(
+                    conn,
+                    ReasonCode::ProtocolError,
+                    name,
+                    "server-to-client packet",
+                )
             }
         }
     }
@@ -272,7 +291,12 @@ impl Engine {
             if let Some(new) = d.properties.session_expiry_interval {
                 // [MQTT-3.14.2-2] a zero expiry set at CONNECT cannot be raised at DISCONNECT.
                 if self.sessions[key].expiry_secs == 0 && new != 0 {
-                    self.violation(conn, ReasonCode::ProtocolError, "DISCONNECT", "MQTT-3.14.2-2");
+                    self.violation(
+                        conn,
+                        ReasonCode::ProtocolError,
+                        "DISCONNECT",
+                        "MQTT-3.14.2-2",
+                    );
                     return;
                 }
                 self.sessions[key].expiry_secs = self.cap_expiry(new);
@@ -283,7 +307,11 @@ impl Engine {
         if !keep_will {
             self.sessions[key].will = None;
         }
-        log::debug!("{conn} ({}): DISCONNECT {}", self.peer(conn), d.reason.text());
+        log::debug!(
+            "{conn} ({}): DISCONNECT {}",
+            self.peer(conn),
+            d.reason.text()
+        );
         self.detach(conn, key);
         self.actions.push_back(Action::Close { conn });
     }
@@ -327,7 +355,11 @@ impl Engine {
         while let Some(key) = self.timers.pop_due(self.now) {
             match key {
                 TimerKey::ConnectDeadline(conn) => {
-                    if self.conns.get(&conn).is_some_and(|c| c.state == ConnState::AwaitConnect) {
+                    if self
+                        .conns
+                        .get(&conn)
+                        .is_some_and(|c| c.state == ConnState::AwaitConnect)
+                    {
                         self.close(conn, "no CONNECT in time", None);
                     }
                 }
@@ -347,9 +379,15 @@ impl Engine {
             return;
         }
         // [MQTT-3.1.2-24] one and a half times the keep alive without a packet.
-        let due = c.last_seen.saturating_add_ms(c.keep_alive_ms + c.keep_alive_ms / 2);
+        let due = c
+            .last_seen
+            .saturating_add_ms(c.keep_alive_ms + c.keep_alive_ms / 2);
         if due <= self.now {
-            self.close(conn, "keep alive timeout", Some(ReasonCode::KeepAliveTimeout));
+            self.close(
+                conn,
+                "keep alive timeout",
+                Some(ReasonCode::KeepAliveTimeout),
+            );
         } else {
             self.timers.arm(due, TimerKey::KeepAlive(conn));
         }
@@ -359,7 +397,11 @@ impl Engine {
         self.shutting_down = true;
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         for conn in conns {
-            self.close(conn, "server shutting down", Some(ReasonCode::ServerShuttingDown));
+            self.close(
+                conn,
+                "server shutting down",
+                Some(ReasonCode::ServerShuttingDown),
+            );
         }
     }
 
@@ -388,7 +430,10 @@ impl Engine {
         log::debug!("{conn} ({}): closing: {why}", c.peer);
         if let (ConnState::Active(key), Some(reason)) = (prev, reason) {
             if c.version.is_v5() {
-                let d = Disconnect { reason, properties: Properties::default() };
+                let d = Disconnect {
+                    reason,
+                    properties: Properties::default(),
+                };
                 self.send(conn, Packet::Disconnect(d));
             }
             self.detach(conn, key);
@@ -493,7 +538,9 @@ impl Engine {
         }
         self.by_client_id.remove(&s.client_id);
         self.by_uid.remove(&s.uid);
-        self.journal.record(|| Change::SessionDeleted { client_id: s.client_id.clone() });
+        self.journal.record(|| Change::SessionDeleted {
+            client_id: s.client_id.clone(),
+        });
     }
 
     /// Applies `persistent_client_expiration` to a session asking never to expire.
@@ -514,11 +561,15 @@ impl Engine {
     }
 
     fn conn_version(&self, conn: ConnId) -> ProtocolVersion {
-        self.conns.get(&conn).map_or(ProtocolVersion::V311, |c| c.version)
+        self.conns
+            .get(&conn)
+            .map_or(ProtocolVersion::V311, |c| c.version)
     }
 
     fn peer(&self, conn: ConnId) -> Rc<str> {
-        self.conns.get(&conn).map_or_else(|| Rc::from("?"), |c| c.peer.clone())
+        self.conns
+            .get(&conn)
+            .map_or_else(|| Rc::from("?"), |c| c.peer.clone())
     }
 
     /// Whether `packet` fits within the peer's Maximum Packet Size [MQTT-3.1.2-24].

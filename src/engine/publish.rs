@@ -8,7 +8,7 @@ use super::event::ConnId;
 use super::message::Message;
 use super::topic_tree::SessionKey;
 use super::Engine;
-use crate::codec::mqtt::{Ack, Packet, Properties, Publish, QoS, ReasonCode};
+use crate::codec::mqtt::{topic, Ack, Packet, Properties, Publish, QoS, ReasonCode};
 
 impl Engine {
     pub(super) fn on_publish(&mut self, conn: ConnId, key: SessionKey, p: Publish) {
@@ -18,13 +18,35 @@ impl Engine {
             Ok(t) => t,
             Err((reason, clause)) => return self.violation(conn, reason, "PUBLISH", clause),
         };
+        if !p.properties.subscription_identifiers.is_empty() {
+            // [MQTT-3.3.4-6] a client may not send a Subscription Identifier.
+            return self.violation(conn, ReasonCode::ProtocolError, "PUBLISH", "MQTT-3.3.4-6");
+        }
+        if p.properties
+            .response_topic
+            .as_deref()
+            .is_some_and(|t| !topic::valid_topic_name(t))
+        {
+            // [MQTT-3.3.2-14] the Response Topic is a topic name: no wildcards.
+            return self.violation(conn, ReasonCode::ProtocolError, "PUBLISH", "MQTT-3.3.2-14");
+        }
         if p.qos > self.limits.max_qos {
             // [MQTT-3.2.2-11] above the Maximum QoS the broker announced.
-            return self.violation(conn, ReasonCode::QosNotSupported, "PUBLISH", "MQTT-3.2.2-11");
+            return self.violation(
+                conn,
+                ReasonCode::QosNotSupported,
+                "PUBLISH",
+                "MQTT-3.2.2-11",
+            );
         }
         if p.retain && !self.limits.retain_available {
             // [MQTT-3.2.2-14] retain was announced as not available.
-            return self.violation(conn, ReasonCode::RetainNotSupported, "PUBLISH", "MQTT-3.2.2-14");
+            return self.violation(
+                conn,
+                ReasonCode::RetainNotSupported,
+                "PUBLISH",
+                "MQTT-3.2.2-14",
+            );
         }
         let id = p.packet_id;
         if p.qos == QoS::ExactlyOnce && self.sessions[key].incoming_qos2.contains(&id) {
@@ -63,7 +85,13 @@ impl Engine {
                     self.violation(conn, reason, "PUBLISH", "MQTT-3.3.2-4")
                 }
                 QoS::AtMostOnce => {}
-                qos => self.ack_publish(conn, key, qos, id, if v5 { reason } else { ReasonCode::Success }),
+                qos => self.ack_publish(
+                    conn,
+                    key,
+                    qos,
+                    id,
+                    if v5 { reason } else { ReasonCode::Success },
+                ),
             };
         }
         let qos = p.qos;
@@ -77,7 +105,11 @@ impl Engine {
     }
 
     fn ack_publish(&mut self, conn: ConnId, key: SessionKey, qos: QoS, id: u16, r: ReasonCode) {
-        let ack = Ack { packet_id: id, reason: r, properties: Properties::default() };
+        let ack = Ack {
+            packet_id: id,
+            reason: r,
+            properties: Properties::default(),
+        };
         match qos {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => self.send(conn, Packet::PubAck(ack)),
@@ -119,7 +151,9 @@ impl Engine {
             return Err((ReasonCode::TopicAliasInvalid, "MQTT-3.3.2-9"));
         };
         if p.topic.is_empty() {
-            entry.clone().ok_or((ReasonCode::ProtocolError, "MQTT-3.3.2-12"))
+            entry
+                .clone()
+                .ok_or((ReasonCode::ProtocolError, "MQTT-3.3.2-12"))
         } else {
             *entry = Some(p.topic.clone());
             Ok(p.topic.clone())

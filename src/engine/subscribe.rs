@@ -10,7 +10,9 @@ use super::session::Delivery;
 use super::topic_tree::{SessionKey, Subscription};
 use super::Engine;
 use crate::codec::mqtt::topic::{parse_filter, Filter};
-use crate::codec::mqtt::{Packet, Properties, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe};
+use crate::codec::mqtt::{
+    Packet, Properties, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe,
+};
 
 impl Engine {
     pub(super) fn on_subscribe(&mut self, conn: ConnId, key: SessionKey, sub: Subscribe) {
@@ -40,11 +42,19 @@ impl Engine {
             };
             if group.is_some() && opts.no_local {
                 // [MQTT-3.8.3-4] No Local on a shared subscription is a protocol error.
-                return self.violation(conn, ReasonCode::ProtocolError, "SUBSCRIBE", "MQTT-3.8.3-4");
+                return self.violation(
+                    conn,
+                    ReasonCode::ProtocolError,
+                    "SUBSCRIBE",
+                    "MQTT-3.8.3-4",
+                );
             }
             let mut options = *opts;
             options.qos = options.qos.min(self.limits.max_qos);
-            let entry = Subscription { options, identifier };
+            let entry = Subscription {
+                options,
+                identifier,
+            };
             let new = self.tree.insert(plain, group, key, entry);
             let s = &mut self.sessions[key];
             s.subscriptions.insert(filter.clone(), entry);
@@ -69,7 +79,11 @@ impl Engine {
                 retained.extend(found.into_iter().map(|m| (m, entry)));
             }
         }
-        let ack = SubAck { packet_id: sub.packet_id, properties: Properties::default(), reasons };
+        let ack = SubAck {
+            packet_id: sub.packet_id,
+            properties: Properties::default(),
+            reasons,
+        };
         self.send(conn, Packet::SubAck(ack));
         for (msg, entry) in retained {
             let d = Delivery {
@@ -90,13 +104,20 @@ impl Engine {
                 let (group, plain) = super::split_group(filter);
                 self.tree.remove(plain, group, key);
                 let client_id = self.sessions[key].client_id.clone();
-                self.journal.record(|| Change::Unsubscribed { client_id, filter: filter.clone() });
+                self.journal.record(|| Change::Unsubscribed {
+                    client_id,
+                    filter: filter.clone(),
+                });
                 reasons.push(ReasonCode::Success);
             } else {
                 reasons.push(ReasonCode::NoSubscriptionExisted);
             }
         }
-        let ack = UnsubAck { packet_id: u.packet_id, properties: Properties::default(), reasons };
+        let ack = UnsubAck {
+            packet_id: u.packet_id,
+            properties: Properties::default(),
+            reasons,
+        };
         self.send(conn, Packet::UnsubAck(ack));
     }
 }

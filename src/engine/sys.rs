@@ -20,7 +20,9 @@ impl Engine {
 
     pub(super) fn arm_sys(&mut self) {
         if self.limits.sys_interval > 0 {
-            let at = self.now.saturating_add_secs(u64::from(self.limits.sys_interval));
+            let at = self
+                .now
+                .saturating_add_secs(u64::from(self.limits.sys_interval));
             self.timers.arm(at, TimerKey::Sys);
         }
     }
@@ -30,26 +32,59 @@ impl Engine {
         if self.limits.sys_interval == 0 {
             return;
         }
-        let connected =
-            self.conns.values().filter(|c| matches!(c.state, ConnState::Active(_))).count();
+        let connected = self
+            .conns
+            .values()
+            .filter(|c| matches!(c.state, ConnState::Active(_)))
+            .count();
         let total = self.sessions.len();
         let st = self.stats.clone();
         let values: [(&str, String); 15] = [
             ("$SYS/broker/version", VERSION.to_string()),
-            ("$SYS/broker/uptime", format!("{} seconds", self.now.0 / 1000)),
+            (
+                "$SYS/broker/uptime",
+                format!("{} seconds", self.now.0 / 1000),
+            ),
             ("$SYS/broker/clients/connected", connected.to_string()),
-            ("$SYS/broker/clients/disconnected", (total - connected.min(total)).to_string()),
+            (
+                "$SYS/broker/clients/disconnected",
+                (total - connected.min(total)).to_string(),
+            ),
             ("$SYS/broker/clients/total", total.to_string()),
-            ("$SYS/broker/clients/maximum", st.connections_max.to_string()),
-            ("$SYS/broker/messages/received", st.messages_received.to_string()),
+            (
+                "$SYS/broker/clients/maximum",
+                st.connections_max.to_string(),
+            ),
+            (
+                "$SYS/broker/messages/received",
+                st.messages_received.to_string(),
+            ),
             ("$SYS/broker/messages/sent", st.messages_sent.to_string()),
-            ("$SYS/broker/publish/messages/received", st.publish_received.to_string()),
-            ("$SYS/broker/publish/messages/sent", st.publish_sent.to_string()),
-            ("$SYS/broker/publish/messages/dropped", st.publish_dropped.to_string()),
-            ("$SYS/broker/bytes/received", st.traffic.bytes_received.to_string()),
+            (
+                "$SYS/broker/publish/messages/received",
+                st.publish_received.to_string(),
+            ),
+            (
+                "$SYS/broker/publish/messages/sent",
+                st.publish_sent.to_string(),
+            ),
+            (
+                "$SYS/broker/publish/messages/dropped",
+                st.publish_dropped.to_string(),
+            ),
+            (
+                "$SYS/broker/bytes/received",
+                st.traffic.bytes_received.to_string(),
+            ),
             ("$SYS/broker/bytes/sent", st.traffic.bytes_sent.to_string()),
-            ("$SYS/broker/subscriptions/count", self.tree.len().to_string()),
-            ("$SYS/broker/retained messages/count", self.retained.len().to_string()),
+            (
+                "$SYS/broker/subscriptions/count",
+                self.tree.len().to_string(),
+            ),
+            (
+                "$SYS/broker/retained messages/count",
+                self.retained.len().to_string(),
+            ),
         ];
         for (topic, value) in values {
             let msg = self.sys_message(topic, value);

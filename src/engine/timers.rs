@@ -72,7 +72,10 @@ mod tests {
         assert_eq!(t.next_deadline(), Some(Millis(10)));
         assert_eq!(t.pop_due(Millis(5)), None);
         assert_eq!(t.pop_due(Millis(25)), Some(TimerKey::KeepAlive(ConnId(1))));
-        assert_eq!(t.pop_due(Millis(25)), Some(TimerKey::SessionExpiry { uid: 4 }));
+        assert_eq!(
+            t.pop_due(Millis(25)),
+            Some(TimerKey::SessionExpiry { uid: 4 })
+        );
         assert_eq!(t.pop_due(Millis(25)), None);
         assert_eq!(t.len(), 1);
     }

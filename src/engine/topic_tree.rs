@@ -37,7 +37,7 @@ struct SharedGroup {
 
 #[derive(Default, Debug)]
 struct Node {
-    children: BTreeMap<Box<str>, Node>,
+    children: BTreeMap<Box<str>, Self>,
     subscribers: BTreeMap<SessionKey, Subscription>,
     shared: BTreeMap<Box<str>, SharedGroup>,
 }
@@ -187,17 +187,28 @@ fn walk(
 }
 
 fn collect(node: &mut Node, online: &dyn Fn(SessionKey) -> bool, out: &mut Vec<Match>) {
-    out.extend(node.subscribers.iter().map(|(s, sub)| Match { session: *s, sub: *sub, shared: false }));
+    out.extend(node.subscribers.iter().map(|(s, sub)| Match {
+        session: *s,
+        sub: *sub,
+        shared: false,
+    }));
     for grp in node.shared.values_mut() {
         let n = grp.members.len();
         if n == 0 {
             continue;
         }
         let start = grp.next % n;
-        let pick = (0..n).map(|i| (start + i) % n).find(|&i| online(grp.members[i].0)).unwrap_or(start);
+        let pick = (0..n)
+            .map(|i| (start + i) % n)
+            .find(|&i| online(grp.members[i].0))
+            .unwrap_or(start);
         grp.next = (pick + 1) % n;
         let (session, sub) = grp.members[pick];
-        out.push(Match { session, sub, shared: true });
+        out.push(Match {
+            session,
+            sub,
+            shared: true,
+        });
     }
 }
 

@@ -144,6 +144,114 @@ impl ReasonCode {
         }
     }
 
+    /// Whether a v5 packet of kind `packet` may carry this code (v5 3.2.2.2, 3.4.2.1,
+    /// 3.5.2.1, 3.6.2.1, 3.7.2.1, 3.9.3, 3.11.3, 3.14.2.1, 3.15.2.1).
+    pub fn allowed_in(self, packet: ReasonPacket) -> bool {
+        match packet {
+            ReasonPacket::ConnAck => matches!(
+                self,
+                Self::Success
+                    | Self::UnspecifiedError
+                    | Self::MalformedPacket
+                    | Self::ProtocolError
+                    | Self::ImplementationSpecificError
+                    | Self::UnsupportedProtocolVersion
+                    | Self::ClientIdentifierNotValid
+                    | Self::BadUserNameOrPassword
+                    | Self::NotAuthorized
+                    | Self::ServerUnavailable
+                    | Self::ServerBusy
+                    | Self::Banned
+                    | Self::BadAuthenticationMethod
+                    | Self::TopicNameInvalid
+                    | Self::PacketTooLarge
+                    | Self::QuotaExceeded
+                    | Self::PayloadFormatInvalid
+                    | Self::RetainNotSupported
+                    | Self::QosNotSupported
+                    | Self::UseAnotherServer
+                    | Self::ServerMoved
+                    | Self::ConnectionRateExceeded
+            ),
+            ReasonPacket::PubAck => matches!(
+                self,
+                Self::Success
+                    | Self::NoMatchingSubscribers
+                    | Self::UnspecifiedError
+                    | Self::ImplementationSpecificError
+                    | Self::NotAuthorized
+                    | Self::TopicNameInvalid
+                    | Self::PacketIdentifierInUse
+                    | Self::QuotaExceeded
+                    | Self::PayloadFormatInvalid
+            ),
+            ReasonPacket::PubRel => matches!(self, Self::Success | Self::PacketIdentifierNotFound),
+            ReasonPacket::SubAck => matches!(
+                self,
+                Self::Success
+                    | Self::GrantedQos1
+                    | Self::GrantedQos2
+                    | Self::UnspecifiedError
+                    | Self::ImplementationSpecificError
+                    | Self::NotAuthorized
+                    | Self::TopicFilterInvalid
+                    | Self::PacketIdentifierInUse
+                    | Self::QuotaExceeded
+                    | Self::SharedSubscriptionsNotSupported
+                    | Self::SubscriptionIdentifiersNotSupported
+                    | Self::WildcardSubscriptionsNotSupported
+            ),
+            ReasonPacket::UnsubAck => matches!(
+                self,
+                Self::Success
+                    | Self::NoSubscriptionExisted
+                    | Self::UnspecifiedError
+                    | Self::ImplementationSpecificError
+                    | Self::NotAuthorized
+                    | Self::TopicFilterInvalid
+                    | Self::PacketIdentifierInUse
+            ),
+            ReasonPacket::Disconnect => matches!(
+                self,
+                Self::Success
+                    | Self::DisconnectWithWill
+                    | Self::UnspecifiedError
+                    | Self::MalformedPacket
+                    | Self::ProtocolError
+                    | Self::ImplementationSpecificError
+                    | Self::NotAuthorized
+                    | Self::ServerBusy
+                    | Self::ServerShuttingDown
+                    | Self::KeepAliveTimeout
+                    | Self::SessionTakenOver
+                    | Self::TopicFilterInvalid
+                    | Self::TopicNameInvalid
+                    | Self::ReceiveMaximumExceeded
+                    | Self::TopicAliasInvalid
+                    | Self::PacketTooLarge
+                    | Self::MessageRateTooHigh
+                    | Self::QuotaExceeded
+                    | Self::AdministrativeAction
+                    | Self::PayloadFormatInvalid
+                    | Self::RetainNotSupported
+                    | Self::QosNotSupported
+                    | Self::UseAnotherServer
+                    | Self::ServerMoved
+                    | Self::SharedSubscriptionsNotSupported
+                    | Self::ConnectionRateExceeded
+                    | Self::MaximumConnectTime
+                    | Self::SubscriptionIdentifiersNotSupported
+                    | Self::WildcardSubscriptionsNotSupported
+            ),
+            ReasonPacket::Auth => {
+                matches!(
+                    self,
+                    Self::Success | Self::ContinueAuthentication | Self::ReAuthenticate
+                )
+            }
+        }
+    }
+
     /// Short text for logs and reason strings.
     pub fn text(self) -> &'static str {
         match self {
@@ -192,4 +300,18 @@ impl ReasonCode {
             Self::WildcardSubscriptionsNotSupported => "wildcard subscriptions not supported",
         }
     }
+}
+
+/// The v5 packets that carry reason codes, each with its own set of allowed codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReasonPacket {
+    ConnAck,
+    /// PUBACK and PUBREC.
+    PubAck,
+    /// PUBREL and PUBCOMP.
+    PubRel,
+    SubAck,
+    UnsubAck,
+    Disconnect,
+    Auth,
 }

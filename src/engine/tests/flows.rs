@@ -15,7 +15,10 @@ fn qos2_inbound_is_delivered_exactly_once() {
     let mut again = publish("t", b"x", QoS::ExactlyOnce, 7, false);
     again.dup = true;
     let a = h.packet(2, Packet::Publish(again));
-    assert!(publishes(&a, 1).is_empty(), "a resend before PUBREL is not delivered again");
+    assert!(
+        publishes(&a, 1).is_empty(),
+        "a resend before PUBREL is not delivered again"
+    );
     assert!(matches!(sent(&a, 2)[0], Packet::PubRec(_)));
     let a = h.packet(2, Packet::PubRel(ack(7)));
     assert!(matches!(sent(&a, 2)[0], Packet::PubComp(c) if c.reason == ReasonCode::Success));
@@ -23,9 +26,10 @@ fn qos2_inbound_is_delivered_exactly_once() {
 
 #[test]
 fn qos2_outbound_flow_and_window() {
-    let mut limits = Limits::default();
-    limits.max_inflight_messages = 1;
-    let mut h = Harness::with(limits);
+    let mut h = Harness::with(Limits {
+        max_inflight_messages: 1,
+        ..Limits::default()
+    });
     h.connect(1, "sub", ProtocolVersion::V5, true);
     h.subscribe(1, "t", QoS::ExactlyOnce);
     h.connect(2, "pub", ProtocolVersion::V5, true);
@@ -34,7 +38,10 @@ fn qos2_outbound_flow_and_window() {
     let a2 = h.publish(2, "t", b"2", QoS::ExactlyOnce, 2);
     let first = publishes(&a1, 1);
     assert_eq!(first.len(), 1);
-    assert!(publishes(&a2, 1).is_empty(), "window of one holds the second message back");
+    assert!(
+        publishes(&a2, 1).is_empty(),
+        "window of one holds the second message back"
+    );
     let id = first[0].packet_id;
     let a = h.packet(1, Packet::PubRec(ack(id)));
     assert!(matches!(sent(&a, 1)[0], Packet::PubRel(r) if r.packet_id == id));
@@ -53,7 +60,9 @@ fn keep_alive_closes_after_one_and_a_half_periods() {
     assert!(!closes(&h.advance_to(14_000), 1));
     let a = h.advance_to(15_000);
     assert!(closes(&a, 1));
-    assert!(matches!(sent(&a, 1)[0], Packet::Disconnect(d) if d.reason == ReasonCode::KeepAliveTimeout));
+    assert!(
+        matches!(sent(&a, 1)[0], Packet::Disconnect(d) if d.reason == ReasonCode::KeepAliveTimeout)
+    );
 }
 
 #[test]
@@ -79,7 +88,10 @@ fn will_is_published_on_loss_and_not_on_normal_disconnect() {
     let a = h.closed(2);
     assert_eq!(publishes(&a, 1).len(), 1);
     h.connect_with(3, c);
-    let d = Disconnect { reason: ReasonCode::Success, properties: Properties::default() };
+    let d = Disconnect {
+        reason: ReasonCode::Success,
+        properties: Properties::default(),
+    };
     let a = h.packet(3, Packet::Disconnect(d));
     assert!(publishes(&a, 1).is_empty());
 }
@@ -132,7 +144,9 @@ fn unacknowledged_messages_are_resent_with_dup_on_resume() {
     assert!(publishes(&a, 1).len() == 1 && !publishes(&a, 1)[0].dup);
     let a = h.connect_with(3, c);
     assert!(closes(&a, 1), "takeover closes the first connection");
-    assert!(matches!(sent(&a, 1)[0], Packet::Disconnect(d) if d.reason == ReasonCode::SessionTakenOver));
+    assert!(
+        matches!(sent(&a, 1)[0], Packet::Disconnect(d) if d.reason == ReasonCode::SessionTakenOver)
+    );
     let again = publishes(&a, 3);
     assert_eq!(again.len(), 1);
     assert!(again[0].dup);
@@ -146,7 +160,10 @@ fn session_expires_after_its_interval() {
     h.connect_with(1, c.clone());
     h.closed(1);
     h.advance_to(1_000);
-    assert!(connack(&h.connect_with(2, c.clone()), 2).0, "still there after 1 s");
+    assert!(
+        connack(&h.connect_with(2, c.clone()), 2).0,
+        "still there after 1 s"
+    );
     h.closed(2);
     h.advance_to(4_000);
     c.clean_start = false;
@@ -157,7 +174,10 @@ fn session_expires_after_its_interval() {
 fn empty_client_id_is_assigned_from_the_seed() {
     let mut h = Harness::new();
     let a = h.connect(1, "", ProtocolVersion::V5, true);
-    let id = connack(&a, 1).2.assigned_client_identifier.expect("assigned id");
+    let id = connack(&a, 1)
+        .2
+        .assigned_client_identifier
+        .expect("assigned id");
     let mut h2 = Harness::new();
     let a2 = h2.connect(1, "", ProtocolVersion::V5, true);
     assert_eq!(Some(id), connack(&a2, 1).2.assigned_client_identifier);
@@ -169,13 +189,19 @@ fn empty_client_id_is_assigned_from_the_seed() {
 fn retained_message_is_sent_on_subscribe_and_cleared_by_empty_payload() {
     let mut h = Harness::new();
     h.connect(1, "pub", ProtocolVersion::V311, true);
-    h.packet(1, Packet::Publish(publish("r", b"v", QoS::AtMostOnce, 0, true)));
+    h.packet(
+        1,
+        Packet::Publish(publish("r", b"v", QoS::AtMostOnce, 0, true)),
+    );
     h.connect(2, "sub", ProtocolVersion::V5, true);
     let a = h.subscribe(2, "r", QoS::AtLeastOnce);
     let got = publishes(&a, 2);
     assert_eq!(got.len(), 1);
     assert!(got[0].retain);
-    h.packet(1, Packet::Publish(publish("r", b"", QoS::AtMostOnce, 0, true)));
+    h.packet(
+        1,
+        Packet::Publish(publish("r", b"", QoS::AtMostOnce, 0, true)),
+    );
     h.connect(3, "sub2", ProtocolVersion::V5, true);
     assert!(publishes(&h.subscribe(3, "r", QoS::AtLeastOnce), 3).is_empty());
 }
@@ -196,7 +222,9 @@ fn topic_alias_from_client_is_resolved() {
     let mut p = publish("", b"3", QoS::AtMostOnce, 0, false);
     p.properties.topic_alias = Some(11);
     let a = h.packet(2, Packet::Publish(p));
-    assert!(matches!(sent(&a, 2)[0], Packet::Disconnect(d) if d.reason == ReasonCode::TopicAliasInvalid));
+    assert!(
+        matches!(sent(&a, 2)[0], Packet::Disconnect(d) if d.reason == ReasonCode::TopicAliasInvalid)
+    );
 }
 
 #[test]
@@ -205,7 +233,9 @@ fn shutdown_sends_server_shutting_down_to_v5_clients() {
     h.connect(1, "a", ProtocolVersion::V5, true);
     h.connect(2, "b", ProtocolVersion::V311, true);
     let a = h.input(Input::Shutdown);
-    assert!(matches!(sent(&a, 1)[0], Packet::Disconnect(d) if d.reason == ReasonCode::ServerShuttingDown));
+    assert!(
+        matches!(sent(&a, 1)[0], Packet::Disconnect(d) if d.reason == ReasonCode::ServerShuttingDown)
+    );
     assert!(sent(&a, 2).is_empty());
     assert!(closes(&a, 1) && closes(&a, 2));
     h.closed(1);

@@ -26,7 +26,10 @@ impl Harness {
     }
 
     fn with(limits: Limits) -> Self {
-        Self { engine: Engine::new(limits, Rng::new(1)), now: Millis(0) }
+        Self {
+            engine: Engine::new(limits, Rng::new(1)),
+            now: Millis(0),
+        }
     }
 
     fn input(&mut self, input: Input) -> Vec<Action> {
@@ -49,12 +52,19 @@ impl Harness {
     }
 
     fn packet(&mut self, conn: u64, packet: Packet) -> Vec<Action> {
-        self.input(Input::Packet { conn: ConnId(conn), packet })
+        self.input(Input::Packet {
+            conn: ConnId(conn),
+            packet,
+        })
     }
 
     fn open(&mut self, conn: u64) {
         let peer: Rc<str> = format!("127.0.0.1:{}", 40000 + conn).into();
-        let a = self.input(Input::Opened { conn: ConnId(conn), listener: ListenerId(0), peer });
+        let a = self.input(Input::Opened {
+            conn: ConnId(conn),
+            listener: ListenerId(0),
+            peer,
+        });
         assert!(a.is_empty());
     }
 
@@ -63,12 +73,23 @@ impl Harness {
         self.packet(conn, Packet::Connect(Box::new(c)))
     }
 
-    fn connect(&mut self, conn: u64, id: &str, version: ProtocolVersion, clean: bool) -> Vec<Action> {
+    fn connect(
+        &mut self,
+        conn: u64,
+        id: &str,
+        version: ProtocolVersion,
+        clean: bool,
+    ) -> Vec<Action> {
         self.connect_with(conn, connect(id, version, clean))
     }
 
     fn subscribe(&mut self, conn: u64, filter: &str, qos: QoS) -> Vec<Action> {
-        let opts = SubOptions { qos, no_local: false, retain_as_published: false, retain_handling: 0 };
+        let opts = SubOptions {
+            qos,
+            no_local: false,
+            retain_as_published: false,
+            retain_handling: 0,
+        };
         let s = Subscribe {
             packet_id: 1,
             properties: Properties::default(),
@@ -77,12 +98,25 @@ impl Harness {
         self.packet(conn, Packet::Subscribe(s))
     }
 
-    fn publish(&mut self, conn: u64, topic: &str, payload: &[u8], qos: QoS, id: u16) -> Vec<Action> {
-        self.packet(conn, Packet::Publish(publish(topic, payload, qos, id, false)))
+    fn publish(
+        &mut self,
+        conn: u64,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        id: u16,
+    ) -> Vec<Action> {
+        self.packet(
+            conn,
+            Packet::Publish(publish(topic, payload, qos, id, false)),
+        )
     }
 
     fn closed(&mut self, conn: u64) -> Vec<Action> {
-        self.input(Input::Closed { conn: ConnId(conn), reason: "test" })
+        self.input(Input::Closed {
+            conn: ConnId(conn),
+            reason: "test",
+        })
     }
 }
 
@@ -100,8 +134,17 @@ fn connect(id: &str, protocol: ProtocolVersion, clean_start: bool) -> Connect {
 }
 
 fn will(topic: &str, delay: Option<u32>) -> Will {
-    let properties = Properties { will_delay_interval: delay, ..Properties::default() };
-    Will { topic: topic.into(), payload: b"gone".to_vec(), qos: QoS::AtMostOnce, retain: false, properties }
+    let properties = Properties {
+        will_delay_interval: delay,
+        ..Properties::default()
+    };
+    Will {
+        topic: topic.into(),
+        payload: b"gone".to_vec(),
+        qos: QoS::AtMostOnce,
+        retain: false,
+        properties,
+    }
 }
 
 fn publish(topic: &str, payload: &[u8], qos: QoS, packet_id: u16, retain: bool) -> Publish {
@@ -117,7 +160,11 @@ fn publish(topic: &str, payload: &[u8], qos: QoS, packet_id: u16, retain: bool) 
 }
 
 fn ack(id: u16) -> Ack {
-    Ack { packet_id: id, reason: ReasonCode::Success, properties: Properties::default() }
+    Ack {
+        packet_id: id,
+        reason: ReasonCode::Success,
+        properties: Properties::default(),
+    }
 }
 
 /// The packets sent to `conn` among `actions`.
@@ -142,7 +189,9 @@ fn publishes(actions: &[Action], conn: u64) -> Vec<&Publish> {
 }
 
 fn closes(actions: &[Action], conn: u64) -> bool {
-    actions.iter().any(|a| matches!(a, Action::Close { conn: c } if c.0 == conn))
+    actions
+        .iter()
+        .any(|a| matches!(a, Action::Close { conn: c } if c.0 == conn))
 }
 
 fn connack(actions: &[Action], conn: u64) -> (bool, ReasonCode, Properties) {

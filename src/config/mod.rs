@@ -1,1 +1,209 @@
-//! Configuration (being written).
+//! The broker configuration: what a mosquitto.conf-style file (or its absence) and the `-p`
+//! command-line ports produce. Parsing is in `parse` (pure), file access in `load`, and the
+//! option table in `options`.
+
+pub mod load;
+pub mod options;
+pub mod parse;
+
+use std::fmt;
+
+use crate::engine::limits::Limits;
+
+pub use load::load;
+pub use parse::{parse, Include, Parser};
+
+/// The port MQTT brokers listen on by default.
+pub const DEFAULT_PORT: u16 = 1883;
+/// The address of the listener used when nothing else is configured.
+pub const LOCAL_ADDRESS: &str = "127.0.0.1";
+
+/// Everything the broker needs to start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The listeners to open, the default listener (from `port`, `bind_address`) first, then
+    /// the `listener` blocks in file order.
+    pub listeners: Vec<ListenerConfig>,
+    pub limits: Limits,
+    /// Problems that do not stop start-up, each `file:line: text`; the caller logs them.
+    pub warnings: Vec<String>,
+    /// True when `listeners` holds only the 127.0.0.1:1883 listener that stands in for a
+    /// configuration that defines none; `-p` ports then replace it (see [`apply_ports`]).
+    pub implicit_listener: bool,
+}
+
+/// Transport protocol spoken on a listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListenerProtocol {
+    /// MQTT over plain TCP.
+    Mqtt,
+}
+
+/// IP version a listener is restricted to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketDomain {
+    Ipv4,
+    Ipv6,
+}
+
+/// One socket to listen on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerConfig {
+    /// TCP port; 0 asks the system for any free port.
+    pub port: u16,
+    /// Address or host name to bind; `None` binds all interfaces (of `socket_domain`).
+    pub bind_address: Option<String>,
+    pub protocol: ListenerProtocol,
+    /// Connections the listener accepts at once; `None` is unlimited.
+    pub max_connections: Option<u32>,
+    /// `None`: both IPv4 and IPv6.
+    pub socket_domain: Option<SocketDomain>,
+}
+
+impl ListenerConfig {
+    /// An MQTT listener on `port` with every other setting at its default.
+    pub fn new(port: u16, bind_address: Option<String>) -> Self {
+        Self {
+            port,
+            bind_address,
+            protocol: ListenerProtocol::Mqtt,
+            max_connections: None,
+            socket_domain: None,
+        }
+    }
+
+    /// An MQTT listener on 127.0.0.1:`port`.
+    pub fn local(port: u16) -> Self {
+        Self::new(port, Some(LOCAL_ADDRESS.to_owned()))
+    }
+}
+
+impl Config {
+    /// The configuration without a file: one listener on 127.0.0.1:1883 that accepts
+    /// anonymous clients, every limit at its default.
+    pub fn local_only() -> Self {
+        Self {
+            listeners: vec![ListenerConfig::local(DEFAULT_PORT)],
+            limits: Limits {
+                allow_anonymous: true,
+                ..Limits::default()
+            },
+            warnings: Vec::new(),
+            implicit_listener: true,
+        }
+    }
+}
+
+/// A configuration problem that stops start-up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    /// 1-based; 0 when the problem concerns the whole file (it cannot be read).
+    pub line: usize,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(file: &str, line: usize, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_owned(),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.file, self.line, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Applies the `-p` ports: each adds a listener on 127.0.0.1:PORT. When the configuration
+/// defines no listener, the ports replace the implicit 127.0.0.1:1883 one. A port already
+/// listened on at 127.0.0.1 in the same way is not added twice (0 always is).
+pub fn apply_ports(config: &mut Config, ports: &[u16]) {
+    if ports.is_empty() {
+        return;
+    }
+    if config.implicit_listener {
+        config.listeners.clear();
+        config.implicit_listener = false;
+    }
+    for &port in ports {
+        let listener = ListenerConfig::local(port);
+        if port == 0 || !config.listeners.contains(&listener) {
+            config.listeners.push(listener);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_only_listens_on_loopback_and_allows_anonymous() {
+        let config = Config::local_only();
+        assert_eq!(config.listeners, vec![ListenerConfig::local(1883)]);
+        assert_eq!(
+            config.listeners[0].bind_address.as_deref(),
+            Some("127.0.0.1")
+        );
+        assert!(config.limits.allow_anonymous);
+        assert!(config.implicit_listener);
+        assert!(config.warnings.is_empty());
+        let rest = Limits {
+            allow_anonymous: true,
+            ..Limits::default()
+        };
+        assert_eq!(config.limits, rest);
+    }
+
+    #[test]
+    fn error_display() {
+        let e = ConfigError::new("culex.conf", 12, "unknown option \"x\"");
+        assert_eq!(e.to_string(), "culex.conf:12: unknown option \"x\"");
+        let e = ConfigError::new("culex.conf", 0, "cannot read: gone");
+        assert_eq!(e.to_string(), "culex.conf: cannot read: gone");
+    }
+
+    #[test]
+    fn ports_replace_the_implicit_listener() {
+        let mut config = Config::local_only();
+        apply_ports(&mut config, &[1884, 1885, 1884]);
+        assert_eq!(
+            config.listeners,
+            vec![ListenerConfig::local(1884), ListenerConfig::local(1885)]
+        );
+        assert!(!config.implicit_listener);
+    }
+
+    #[test]
+    fn no_ports_keep_the_implicit_listener() {
+        let mut config = Config::local_only();
+        apply_ports(&mut config, &[]);
+        assert_eq!(config, Config::local_only());
+    }
+
+    #[test]
+    fn ports_add_to_configured_listeners() {
+        let mut config = parse("listener 1883\n", "t.conf").unwrap_or_else(|e| panic!("{e}"));
+        apply_ports(&mut config, &[1883, 0, 0]);
+        assert_eq!(
+            config.listeners,
+            vec![
+                ListenerConfig::new(1883, None),
+                ListenerConfig::local(1883),
+                ListenerConfig::local(0),
+                ListenerConfig::local(0),
+            ]
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! The table of configuration options culex knows: scope, value type, default, whether a
+//! SIGHUP reload applies it, and whether it is supported, ignored or not supported yet.
+//! The parser dispatches on it and the tests check it against the manual page.
+
+/// Where an option may appear and what it configures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Applies to the whole broker, wherever it appears in the file.
+    Global,
+    /// Applies to the listener block it appears in (before any `listener` line: the
+    /// default listener).
+    Listener,
+}
+
+/// How culex treats an option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Support {
+    /// Parsed, checked and applied.
+    Supported,
+    /// Accepted with a warning; it only concerns logging or process management.
+    Ignored,
+    /// Rejected: the feature it configures is not in this version.
+    NotYet,
+}
+
+/// One configuration option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptionSpec {
+    pub name: &'static str,
+    pub scope: Scope,
+    /// The value type, as the manual page names it.
+    pub value: &'static str,
+    /// The default, as the manual page states it.
+    pub default: &'static str,
+    /// Whether a SIGHUP reload applies a changed value.
+    pub reloadable: bool,
+    pub support: Support,
+    /// A valid value, used by the tests.
+    pub example: &'static str,
+}
+
+use Scope::{Global, Listener};
+
+const fn supported(
+    name: &'static str,
+    scope: Scope,
+    value: &'static str,
+    default: &'static str,
+    reloadable: bool,
+    example: &'static str,
+) -> OptionSpec {
+    OptionSpec {
+        name,
+        scope,
+        value,
+        default,
+        reloadable,
+        support: Support::Supported,
+        example,
+    }
+}
+
+const fn ignored(name: &'static str, example: &'static str) -> OptionSpec {
+    OptionSpec {
+        name,
+        scope: Global,
+        value: "any",
+        default: "-",
+        reloadable: false,
+        support: Support::Ignored,
+        example,
+    }
+}
+
+const fn not_yet(name: &'static str) -> OptionSpec {
+    OptionSpec {
+        name,
+        scope: Global,
+        value: "-",
+        default: "-",
+        reloadable: false,
+        support: Support::NotYet,
+        example: "x",
+    }
+}
+
+/// Every option culex recognises, in the order of the manual page.
+#[rustfmt::skip]
+pub const OPTIONS: &[OptionSpec] = &[
+    supported("listener", Global, "port [address]", "none", false, "1884 127.0.0.1"),
+    supported("port", Global, "port", "1883", false, "1884"),
+    supported("bind_address", Global, "address", "all interfaces", false, "127.0.0.1"),
+    supported("protocol", Listener, "mqtt", "mqtt", false, "mqtt"),
+    supported("max_connections", Listener, "integer", "-1", false, "100"),
+    supported("socket_domain", Listener, "ipv4 | ipv6", "unset", false, "ipv4"),
+    supported("allow_anonymous", Global, "boolean", "false", true, "true"),
+    supported("max_inflight_messages", Global, "integer", "20", true, "10"),
+    supported("max_queued_messages", Global, "integer", "1000", true, "500"),
+    supported("max_queued_bytes", Global, "integer", "0", true, "1048576"),
+    supported("message_size_limit", Global, "integer", "0", true, "65536"),
+    supported("max_packet_size", Global, "integer", "0", true, "131072"),
+    supported("max_keepalive", Global, "integer", "65535", true, "600"),
+    supported("persistent_client_expiration", Global, "duration", "never", true, "2d"),
+    supported("sys_interval", Global, "integer", "10", true, "30"),
+    supported("retain_available", Global, "boolean", "true", true, "false"),
+    supported("max_topic_alias", Global, "integer", "10", true, "20"),
+    supported("max_qos", Global, "integer", "2", true, "1"),
+    supported("include_dir", Global, "directory", "none", true, "/etc/culex/conf.d"),
+    ignored("log_dest", "stderr"),
+    ignored("log_type", "all"),
+    ignored("log_timestamp", "true"),
+    ignored("log_timestamp_format", "%Y-%m-%dT%H:%M:%S"),
+    ignored("connection_messages", "true"),
+    ignored("pid_file", "/run/culex.pid"),
+    ignored("user", "culex"),
+    ignored("per_listener_settings", "false"),
+    not_yet("persistence"),
+    not_yet("persistence_file"),
+    not_yet("persistence_location"),
+    not_yet("autosave_interval"),
+    not_yet("autosave_on_changes"),
+    not_yet("password_file"),
+    not_yet("acl_file"),
+    not_yet("psk_file"),
+    not_yet("psk_hint"),
+    not_yet("plugin"),
+    not_yet("auth_plugin"),
+    not_yet("cafile"),
+    not_yet("capath"),
+    not_yet("certfile"),
+    not_yet("keyfile"),
+    not_yet("crlfile"),
+    not_yet("dhparamfile"),
+    not_yet("ciphers"),
+    not_yet("ciphers_tls1.3"),
+    not_yet("tls_version"),
+    not_yet("require_certificate"),
+    not_yet("use_identity_as_username"),
+    not_yet("use_subject_as_username"),
+    not_yet("connection"),
+];
+
+/// Option name prefixes that belong to features not in this version.
+pub const NOT_YET_PREFIXES: &[&str] = &["plugin_opt_", "auth_opt_"];
+
+/// The option called `name`, if culex knows it.
+pub fn lookup(name: &str) -> Option<&'static OptionSpec> {
+    OPTIONS.iter().find(|spec| spec.name == name)
+}
+
+/// Whether `name` is a prefixed option family of a feature not in this version.
+pub fn is_not_yet_prefix(name: &str) -> bool {
+    NOT_YET_PREFIXES
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAN: &str = include_str!("../../man/culex.conf.5");
+
+    #[test]
+    fn names_are_unique() {
+        for (i, a) in OPTIONS.iter().enumerate() {
+            assert!(
+                OPTIONS[i + 1..].iter().all(|b| b.name != a.name),
+                "{} twice",
+                a.name
+            );
+        }
+    }
+
+    #[test]
+    fn lookup_finds_every_option() {
+        for spec in OPTIONS {
+            assert_eq!(lookup(spec.name), Some(spec));
+        }
+        assert_eq!(lookup("no_such_option"), None);
+        assert!(is_not_yet_prefix("plugin_opt_db"));
+        assert!(!is_not_yet_prefix("plugin"));
+    }
+
+    /// The option names of each `.B` line of the manual page, with the text that follows
+    /// the line up to the next paragraph macro.
+    fn entries() -> Vec<(Vec<&'static str>, String)> {
+        let lines: Vec<&str> = MAN.lines().collect();
+        let mut entries = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let Some(rest) = line.strip_prefix(".B ") else {
+                continue;
+            };
+            // `\%` only keeps roff from hyphenating a name.
+            let names = rest
+                .split_whitespace()
+                .map(|w| w.trim_start_matches("\\%"))
+                .take_while(|w| !w.starts_with('\\'))
+                .map(|w| w.trim_matches('"').trim_end_matches(','))
+                .collect();
+            let body: Vec<&str> = lines[i + 1..]
+                .iter()
+                .take_while(|l| !l.starts_with(".TP") && !l.starts_with(".SH"))
+                .copied()
+                .collect();
+            // roff writes a minus sign as `\-`.
+            entries.push((names, body.join("\n").replace("\\-", "-")));
+        }
+        entries
+    }
+
+    /// The manual page names every option in a `.B` line, so none goes undocumented.
+    #[test]
+    fn manual_page_documents_every_option() {
+        let entries = entries();
+        let documented = |name: &str| entries.iter().any(|(names, _)| names.contains(&name));
+        for spec in OPTIONS {
+            assert!(
+                documented(spec.name),
+                "{} missing from culex.conf.5",
+                spec.name
+            );
+        }
+        for prefix in NOT_YET_PREFIXES {
+            let family = format!("{prefix}*");
+            assert!(documented(&family), "{family} missing from culex.conf.5");
+        }
+    }
+
+    /// Each supported option has its own entry stating its scope, default and reloading.
+    #[test]
+    fn manual_page_states_scope_default_and_reload() {
+        let entries = entries();
+        for spec in OPTIONS.iter().filter(|s| s.support == Support::Supported) {
+            let entry = entries
+                .iter()
+                .find(|(names, body)| names.first() == Some(&spec.name) && body.contains("Scope:"));
+            let Some((_, body)) = entry else {
+                panic!("no entry for {}", spec.name);
+            };
+            let scope = match spec.scope {
+                Global => "Scope: global.",
+                Listener => "Scope: listener.",
+            };
+            let reload = if spec.reloadable {
+                "Reloaded on SIGHUP."
+            } else {
+                "Not reloaded."
+            };
+            let default = format!("Default: {}.", spec.default);
+            for part in [scope, reload, default.as_str()] {
+                assert!(body.contains(part), "{}: \"{part}\" missing", spec.name);
+            }
+        }
+    }
+}

@@ -65,7 +65,8 @@ pub enum Action {
         conn: ConnId,
         version: ProtocolVersion,
     },
-    /// Inbound packets larger than this must be refused with [`crate::codec::mqtt::ErrorKind::PacketTooLarge`].
+    /// Inbound packets larger than this many bytes must be refused with
+    /// [`crate::codec::mqtt::ErrorKind::PacketTooLarge`].
     SetMaxPacketSize { conn: ConnId, bytes: u32 },
     /// Flush what is queued for the connection, then close it. No further input is read.
     Close { conn: ConnId },

@@ -233,9 +233,8 @@ fn shutdown_sends_server_shutting_down_to_v5_clients() {
     h.connect(1, "a", ProtocolVersion::V5, true);
     h.connect(2, "b", ProtocolVersion::V311, true);
     let a = h.input(Input::Shutdown);
-    assert!(
-        matches!(sent(&a, 1)[0], Packet::Disconnect(d) if d.reason == ReasonCode::ServerShuttingDown)
-    );
+    let bye = ReasonCode::ServerShuttingDown;
+    assert!(matches!(sent(&a, 1)[0], Packet::Disconnect(d) if d.reason == bye));
     assert!(sent(&a, 2).is_empty());
     assert!(closes(&a, 1) && closes(&a, 2));
     h.closed(1);

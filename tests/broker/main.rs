@@ -1,0 +1,13 @@
+//! Raw-byte integration tests: each test starts the broker (or uses the one
+//! named by `CULEX_TEST_ADDR`) and checks the exact bytes it sends back.
+
+mod harness;
+
+mod connect;
+mod limits;
+mod malformed;
+mod publish;
+mod retain;
+mod session;
+mod subscribe;
+mod will;

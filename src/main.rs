@@ -1,1 +1,83 @@
-fn main() {}
+//! The `culex` executable: parses the command line, sets up logging, loads the configuration
+//! and runs the reactor until a clean shutdown.
+//!
+//! This is the only place that prints or chooses an exit status. It must never hold broker
+//! logic: everything past start-up belongs to the reactor and the engine.
+
+use std::process::ExitCode;
+
+use culex::cli::{self, Command, Options};
+use culex::clock::{self, Clock};
+use culex::config::{self, Config};
+use culex::engine::Engine;
+use culex::reactor::Reactor;
+use culex::rng::Rng;
+
+/// Exit status for a usage or configuration error.
+const EXIT_USAGE: u8 = 1;
+/// Exit status when the broker cannot start (a listener cannot be bound) or its loop fails.
+const EXIT_START: u8 = 2;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let options = match cli::parse(&args) {
+        Ok(Command::Run(options)) => options,
+        Ok(Command::Help(text) | Command::Version(text)) => {
+            println!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    init_logging(options.verbose);
+    let config = match load_config(&options) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    for warning in &config.warnings {
+        log::warn!("{warning}");
+    }
+    if options.test_config {
+        println!("configuration OK");
+        return ExitCode::SUCCESS;
+    }
+    let engine = Engine::new(config.limits.clone(), Rng::new(clock::entropy_seed()));
+    let mut reactor = match Reactor::new(config, options.config.clone(), engine, Clock::system()) {
+        Ok(reactor) => reactor,
+        Err(e) => {
+            eprintln!("culex: {e}");
+            return ExitCode::from(EXIT_START);
+        }
+    };
+    match reactor.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("culex: event loop failed: {e}");
+            ExitCode::from(EXIT_START)
+        }
+    }
+}
+
+/// INFO by default (start-up and connection notices, as mosquitto prints), DEBUG with `-v`;
+/// `RUST_LOG`, when set, wins over both. Lines go to stderr with a timestamp.
+fn init_logging(verbose: bool) {
+    let default = if verbose { "debug" } else { "info" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
+        .format_timestamp_millis()
+        .init();
+}
+
+/// The configuration file (or the local-only defaults) with the `-p` ports applied.
+fn load_config(options: &Options) -> Result<Config, String> {
+    let mut config = match &options.config {
+        Some(path) => config::load(path).map_err(|e| e.to_string())?,
+        None => Config::local_only(),
+    };
+    config::apply_ports(&mut config, &options.ports);
+    Ok(config)
+}

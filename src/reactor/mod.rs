@@ -1,1 +1,318 @@
-//! The mio reactor (being written).
+//! The reactor: the one event loop. It owns the poller, the listeners, the connections and
+//! their buffers, and is the only place that moves bytes between sockets and the engine.
+//!
+//! It must never decide anything about MQTT (the engine does), never block, never read the
+//! clock more than once per turn, and never remove a connection except at the end of a turn.
+//!
+//! Each turn, in this order:
+//!
+//! 1. Poll, waiting until the engine's next deadline (at most [`MAX_WAIT_MS`], so signals and
+//!    the shutdown grace are checked; not at all when work is already queued).
+//! 2. Read the clock once: that `now` serves the whole turn.
+//! 3. Service the ready tokens sorted by token, so a turn is deterministic: signals first,
+//!    then listeners (accept until `WouldBlock`, hand each connection to the engine), then
+//!    connections (read until `WouldBlock` or the budget, feed each whole packet). Input
+//!    left unread by an earlier turn (budget used, backpressure released) joins the set.
+//!    Every input to the engine is followed by applying all of its actions.
+//! 4. If the engine's deadline has passed, feed `Tick`.
+//! 5. Feed the byte counts as `Traffic` (bytes written in step 6 count in the next turn).
+//! 6. Flush every connection with pending output; register WRITABLE only while output waits.
+//! 7. Remove the connections that are closing and flushed (or broken), telling the engine
+//!    `Closed` for each. Only here do slab keys become free, and the next poll cannot
+//!    return events for a deregistered socket, so a reused key never sees a stale event.
+//!
+//! After a stop signal, the loop runs until the engine is idle and all output is written,
+//! or until [`SHUTDOWN_GRACE_MS`] have passed.
+
+mod conn;
+mod flush;
+mod listener;
+mod signal;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mio::{Events, Poll, Token};
+use signal_hook_mio::v1_0::Signals;
+use slab::Slab;
+
+use crate::clock::{Clock, Millis};
+use crate::config::Config;
+use crate::engine::event::{Action, ConnId, Input, Traffic};
+use crate::engine::limits::Limits;
+use crate::engine::Engine;
+use conn::Conn;
+use listener::Listener;
+use signal::AfterSignals;
+
+/// Longest wait in the poller, so signals and the shutdown grace are looked at regularly.
+const MAX_WAIT_MS: u64 = 1_000;
+
+/// Wait before retrying a listener whose accept failed (e.g. out of file descriptors).
+const ACCEPT_RETRY_MS: u64 = 100;
+
+/// Time given to a clean shutdown to say goodbye to every client.
+const SHUTDOWN_GRACE_MS: u64 = 2_000;
+
+/// Events taken from the poller per turn; more simply wait for the next turn.
+const EVENT_CAPACITY: usize = 1024;
+
+const SIGNAL_TOKEN: Token = Token(0);
+const FIRST_LISTENER_TOKEN: usize = 1;
+
+pub struct Reactor {
+    poll: Poll,
+    signals: Signals,
+    listeners: Vec<Listener>,
+    /// Connection tokens are `conn_base + slab key`, above every listener token.
+    conn_base: usize,
+    conns: Slab<Conn>,
+    by_id: BTreeMap<ConnId, usize>,
+    next_conn_id: u64,
+    engine: Engine,
+    clock: Clock,
+    now: Millis,
+    limits: Limits,
+    config_path: Option<PathBuf>,
+    /// Keys with output to write and no `WouldBlock` since it was queued.
+    flush_queue: Vec<usize>,
+    /// Keys with input left unread: budget used up, or backpressure released.
+    read_queue: Vec<usize>,
+    /// Keys that are closing or broken, waiting for step 7.
+    close_queue: Vec<usize>,
+    /// Listener indexes whose accept failed and must be retried.
+    accept_retry: Vec<usize>,
+    traffic: Traffic,
+    shutdown_deadline: Option<Millis>,
+}
+
+/// Readiness gathered for one token in a turn.
+#[derive(Clone, Copy)]
+struct Ready {
+    token: Token,
+    read: bool,
+    write: bool,
+}
+
+impl Reactor {
+    /// Binds every listener and installs the signal handlers. Fails with a message naming the
+    /// address when a listener cannot be bound.
+    pub fn new(
+        config: Config,
+        config_path: Option<PathBuf>,
+        engine: Engine,
+        clock: Clock,
+    ) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let signals = signal::register(poll.registry(), SIGNAL_TOKEN)?;
+        let listeners =
+            listener::bind_all(&config.listeners, poll.registry(), FIRST_LISTENER_TOKEN)?;
+        let now = clock.now();
+        Ok(Self {
+            conn_base: FIRST_LISTENER_TOKEN + listeners.len(),
+            poll,
+            signals,
+            listeners,
+            conns: Slab::new(),
+            by_id: BTreeMap::new(),
+            next_conn_id: 1,
+            engine,
+            clock,
+            now,
+            limits: config.limits,
+            config_path,
+            flush_queue: Vec::new(),
+            read_queue: Vec::new(),
+            close_queue: Vec::new(),
+            accept_retry: Vec::new(),
+            traffic: Traffic::default(),
+            shutdown_deadline: None,
+        })
+    }
+
+    /// Runs until a clean shutdown completes. Only a failure of the poller is an error.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(EVENT_CAPACITY);
+        loop {
+            // 1. Poll.
+            let timeout = self.poll_timeout();
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => events.clear(),
+                Err(e) => return Err(e),
+            }
+            // 2. One clock reading for the turn.
+            self.now = self.clock.now();
+            // 3. Ready tokens in token order.
+            for ready in self.collect_ready(&events) {
+                if self.service(ready) == AfterSignals::ExitNow {
+                    return Ok(());
+                }
+            }
+            // 4. Timers.
+            if self.engine.next_deadline().is_some_and(|d| d <= self.now) {
+                self.feed(Input::Tick);
+            }
+            // 5. Traffic.
+            let traffic = std::mem::take(&mut self.traffic);
+            if traffic != Traffic::default() {
+                self.feed(Input::Traffic(traffic));
+            }
+            // 6. Flush.
+            self.flush_all();
+            // 7. Deferred closes.
+            self.close_finished();
+            if self.shutdown_complete() {
+                log::info!("shutdown complete");
+                return Ok(());
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Duration {
+        let work_queued = !self.flush_queue.is_empty() || !self.read_queue.is_empty();
+        let mut ms = if work_queued { 0 } else { MAX_WAIT_MS };
+        if let Some(deadline) = self.engine.next_deadline() {
+            ms = ms.min(deadline.since(self.now));
+        }
+        if let Some(deadline) = self.shutdown_deadline {
+            ms = ms.min(deadline.since(self.now));
+        }
+        if !self.accept_retry.is_empty() {
+            ms = ms.min(ACCEPT_RETRY_MS);
+        }
+        Duration::from_millis(ms)
+    }
+
+    /// Merges the poller's events with the work queued by the previous turn, one entry per
+    /// token, sorted by token.
+    fn collect_ready(&mut self, events: &Events) -> Vec<Ready> {
+        let mut ready: Vec<Ready> = events
+            .iter()
+            .map(|e| Ready {
+                token: e.token(),
+                read: e.is_readable() || e.is_read_closed() || e.is_error(),
+                write: e.is_writable() || e.is_write_closed() || e.is_error(),
+            })
+            .collect();
+        let queued_reads = std::mem::take(&mut self.read_queue);
+        ready.extend(queued_reads.into_iter().map(|key| Ready {
+            token: Token(self.conn_base + key),
+            read: true,
+            write: false,
+        }));
+        let retries = std::mem::take(&mut self.accept_retry);
+        ready.extend(retries.into_iter().map(|index| Ready {
+            token: Token(FIRST_LISTENER_TOKEN + index),
+            read: true,
+            write: false,
+        }));
+        ready.sort_by_key(|r| r.token);
+        ready.dedup_by(|later, kept| {
+            let same = later.token == kept.token;
+            if same {
+                kept.read |= later.read;
+                kept.write |= later.write;
+            }
+            same
+        });
+        ready
+    }
+
+    fn service(&mut self, ready: Ready) -> AfterSignals {
+        let Token(t) = ready.token;
+        if ready.token == SIGNAL_TOKEN {
+            return self.handle_signals();
+        }
+        if t < self.conn_base {
+            let index = t - FIRST_LISTENER_TOKEN;
+            if self.shutdown_deadline.is_none() && !self.accept_all(index) {
+                self.accept_retry.push(index);
+            }
+            return AfterSignals::Continue;
+        }
+        // Unknown tokens (a connection already gone) are spurious and ignored.
+        if let Some(key) = self.conn_key(ready.token) {
+            if ready.write {
+                self.writable(key);
+            }
+            if ready.read {
+                self.read_conn(key);
+            }
+        }
+        AfterSignals::Continue
+    }
+
+    /// Hands one input to the engine and applies everything it asks for in return.
+    fn feed(&mut self, input: Input) {
+        self.engine.handle(self.now, input);
+        while let Some(action) = self.engine.poll_action() {
+            self.apply(action);
+        }
+    }
+
+    fn apply(&mut self, action: Action) {
+        match action {
+            Action::Send { conn, packet } => self.queue_packet(conn, &packet),
+            Action::SetVersion { conn, version } => {
+                if let Some(c) = self.conn_by_id(conn) {
+                    c.version = Some(version);
+                }
+            }
+            Action::SetMaxPacketSize { conn, bytes } => {
+                if let Some(c) = self.conn_by_id(conn) {
+                    c.max_packet = Some(bytes);
+                }
+            }
+            Action::Close { conn } => {
+                let now = self.now;
+                if let Some(&key) = self.by_id.get(&conn) {
+                    if let Some(c) = self.conns.get_mut(key) {
+                        c.start_closing(now, "closed by the broker");
+                        c.inbound = Vec::new();
+                        self.close_queue.push(key);
+                    }
+                }
+            }
+        }
+    }
+
+    fn conn_by_id(&mut self, id: ConnId) -> Option<&mut Conn> {
+        let key = *self.by_id.get(&id)?;
+        self.conns.get_mut(key)
+    }
+
+    /// Stops accepting, tells the engine, and starts the grace period.
+    fn begin_shutdown(&mut self) {
+        for mut listener in self.listeners.drain(..) {
+            if let Err(e) = self.poll.registry().deregister(&mut listener.socket) {
+                log::debug!("deregistering listener {} failed: {e}", listener.id.0);
+            }
+        }
+        self.accept_retry.clear();
+        self.shutdown_deadline = Some(self.now.saturating_add_ms(SHUTDOWN_GRACE_MS));
+        self.feed(Input::Shutdown);
+    }
+
+    fn grace_over(&self) -> bool {
+        self.shutdown_deadline.is_some_and(|d| self.now >= d)
+    }
+
+    fn shutdown_complete(&self) -> bool {
+        if self.shutdown_deadline.is_none() {
+            return false;
+        }
+        if self.grace_over() {
+            if !self.conns.is_empty() {
+                log::warn!(
+                    "shutdown grace period over: dropping {} connections",
+                    self.conns.len()
+                );
+            }
+            return true;
+        }
+        self.engine.is_idle() && self.conns.iter().all(|(_, c)| c.outbound.is_empty())
+    }
+}

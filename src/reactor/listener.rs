@@ -1,0 +1,174 @@
+//! Listening sockets: binding them at start-up and accepting connections into the reactor.
+//!
+//! Owns the listener list and the per-listener connection count. It must never read from or
+//! write to an accepted connection; it only hands the new connection to the engine.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+
+use mio::net::TcpListener;
+use mio::{Interest, Registry, Token};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::conn::Conn;
+use super::Reactor;
+use crate::config::{ListenerConfig, SocketDomain};
+use crate::engine::event::{ConnId, Input, ListenerId};
+use crate::transport::{TcpTransport, Transport};
+
+/// Pending connections the kernel queues before we accept them.
+const BACKLOG: i32 = 1024;
+
+pub(super) struct Listener {
+    pub(super) id: ListenerId,
+    pub(super) socket: TcpListener,
+    pub(super) max_connections: Option<u32>,
+    /// Connections from this listener still in the slab.
+    pub(super) active: u32,
+}
+
+/// Binds every configured listener and registers it under `first_token + index`.
+pub(super) fn bind_all(
+    configs: &[ListenerConfig],
+    registry: &Registry,
+    first_token: usize,
+) -> io::Result<Vec<Listener>> {
+    let mut listeners = Vec::with_capacity(configs.len());
+    for (index, config) in configs.iter().enumerate() {
+        let addr = resolve(config)?;
+        let mut socket = bind(addr)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        let local = socket.local_addr()?;
+        registry.register(&mut socket, Token(first_token + index), Interest::READABLE)?;
+        log::info!("listening on {local}");
+        let id = ListenerId(u32::try_from(index).unwrap_or(u32::MAX));
+        listeners.push(Listener {
+            id,
+            socket,
+            max_connections: config.max_connections,
+            active: 0,
+        });
+    }
+    Ok(listeners)
+}
+
+/// The address a listener binds: its `bind_address`, or every interface of the configured
+/// family (IPv4 when none is set). A host name binds its first address of the family, so one
+/// configured listener is always exactly one socket and one `listening on` line.
+fn resolve(config: &ListenerConfig) -> io::Result<SocketAddr> {
+    let family_ok = |addr: &SocketAddr| match config.socket_domain {
+        None => true,
+        Some(SocketDomain::Ipv4) => addr.is_ipv4(),
+        Some(SocketDomain::Ipv6) => addr.is_ipv6(),
+    };
+    let Some(host) = config.bind_address.as_deref() else {
+        let ip = match config.socket_domain {
+            Some(SocketDomain::Ipv6) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        };
+        return Ok(SocketAddr::new(ip, config.port));
+    };
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, config.port));
+    }
+    let not_found = || {
+        io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            format!("cannot listen on {host}:{}: no usable address", config.port),
+        )
+    };
+    let mut addrs = (host, config.port).to_socket_addrs().map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot listen on {host}:{}: {e}", config.port),
+        )
+    })?;
+    addrs.find(family_ok).ok_or_else(not_found)
+}
+
+fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // A restart must not wait for the old connections' TIME_WAIT to expire.
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        // An IPv6 listener takes IPv6 only, so an IPv4 listener on the same port can coexist.
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+impl Reactor {
+    /// Accepts until the listener would block. Returns false when accepting failed for a
+    /// reason that may pass (e.g. out of file descriptors), so the caller retries later.
+    pub(super) fn accept_all(&mut self, index: usize) -> bool {
+        loop {
+            let Some(listener) = self.listeners.get_mut(index) else {
+                return true;
+            };
+            let (stream, peer) = match listener.socket.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!("accept failed on listener {}: {e}", listener.id.0);
+                    return false;
+                }
+            };
+            if let Some(max) = listener.max_connections {
+                if listener.active >= max {
+                    // Dropping the stream closes it: the peer sees the refusal at once.
+                    log::info!(
+                        "refused connection from {peer}: listener {} is at max_connections {max}",
+                        listener.id.0
+                    );
+                    continue;
+                }
+            }
+            let listener_id = listener.id;
+            self.open_conn(
+                index,
+                listener_id,
+                Transport::Tcp(TcpTransport::new(stream)),
+                peer,
+            );
+        }
+    }
+
+    fn open_conn(
+        &mut self,
+        index: usize,
+        listener: ListenerId,
+        mut t: Transport,
+        peer: SocketAddr,
+    ) {
+        let id = ConnId(self.next_conn_id);
+        self.next_conn_id += 1;
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        let token = Token(self.conn_base + key);
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut t, token, Interest::READABLE)
+        {
+            log::warn!("{id} {peer}: cannot register connection: {e}");
+            return;
+        }
+        let peer: Rc<str> = Rc::from(peer.to_string());
+        log::debug!("{id} {peer}: accepted on listener {}", listener.0);
+        entry.insert(Conn::new(id, listener, Rc::clone(&peer), t));
+        self.by_id.insert(id, key);
+        if let Some(l) = self.listeners.get_mut(index) {
+            l.active += 1;
+        }
+        self.feed(Input::Opened {
+            conn: id,
+            listener,
+            peer,
+        });
+    }
+}

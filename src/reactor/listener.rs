@@ -37,8 +37,17 @@ pub(super) fn bind_all(
     let mut listeners = Vec::with_capacity(configs.len());
     for (index, config) in configs.iter().enumerate() {
         let addr = resolve(config)?;
-        let mut socket = bind(addr)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        // No address and no family: both families, or IPv4 alone where IPv6 is unavailable.
+        let dual = config.bind_address.is_none() && config.socket_domain.is_none();
+        let bound = match bind(addr, dual) {
+            Err(_) if dual => bind(
+                SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), addr.port()),
+                false,
+            ),
+            other => other,
+        };
+        let mut socket =
+            bound.map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         let local = socket.local_addr()?;
         registry.register(&mut socket, Token(first_token + index), Interest::READABLE)?;
         log::info!("listening on {local}");
@@ -54,8 +63,9 @@ pub(super) fn bind_all(
 }
 
 /// The address a listener binds: its `bind_address`, or every interface of the configured
-/// family (IPv4 when none is set). A host name binds its first address of the family, so one
-/// configured listener is always exactly one socket and one `listening on` line.
+/// family. With neither set, `[::]` in dual-stack mode takes IPv4 and IPv6 clients on one
+/// socket, as mosquitto listens on both. A host name binds its first address of the family,
+/// so one configured listener is always exactly one socket and one `listening on` line.
 fn resolve(config: &ListenerConfig) -> io::Result<SocketAddr> {
     let family_ok = |addr: &SocketAddr| match config.socket_domain {
         None => true,
@@ -64,8 +74,8 @@ fn resolve(config: &ListenerConfig) -> io::Result<SocketAddr> {
     };
     let Some(host) = config.bind_address.as_deref() else {
         let ip = match config.socket_domain {
-            Some(SocketDomain::Ipv6) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-            _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            Some(SocketDomain::Ipv4) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            _ => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         };
         return Ok(SocketAddr::new(ip, config.port));
     };
@@ -87,13 +97,14 @@ fn resolve(config: &ListenerConfig) -> io::Result<SocketAddr> {
     addrs.find(family_ok).ok_or_else(not_found)
 }
 
-fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+fn bind(addr: SocketAddr, dual: bool) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     // A restart must not wait for the old connections' TIME_WAIT to expire.
     socket.set_reuse_address(true)?;
     if addr.is_ipv6() {
-        // An IPv6 listener takes IPv6 only, so an IPv4 listener on the same port can coexist.
-        socket.set_only_v6(true)?;
+        // An explicit IPv6 listener takes IPv6 only, so an IPv4 listener on the same port can
+        // coexist; the default listener takes both.
+        socket.set_only_v6(!dual)?;
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
@@ -158,6 +169,8 @@ impl Reactor {
             log::warn!("{id} {peer}: cannot register connection: {e}");
             return;
         }
+        // An IPv4 client of a dual-stack listener is named by its IPv4 address.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         let peer: Rc<str> = Rc::from(peer.to_string());
         log::debug!("{id} {peer}: accepted on listener {}", listener.0);
         entry.insert(Conn::new(id, listener, Rc::clone(&peer), t));

@@ -307,9 +307,10 @@ impl Engine {
         if !keep_will {
             self.sessions[key].will = None;
         }
-        log::debug!(
-            "{conn} ({}): DISCONNECT {}",
-            self.peer(conn),
+        let id = self.sessions[key].client_id.clone();
+        let peer = self.peer(conn);
+        log::info!(
+            "{conn} ({peer}): client {id} disconnected ({})",
             d.reason.text()
         );
         self.detach(conn, key);

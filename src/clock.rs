@@ -36,12 +36,18 @@ pub enum Clock {
 
 impl Clock {
     pub fn system() -> Self {
-        Self::System { start: Instant::now(), wall_start_ms: wall_now_ms() }
+        Self::System {
+            start: Instant::now(),
+            wall_start_ms: wall_now_ms(),
+        }
     }
 
     /// A virtual clock starting at 0 whose wall time starts at `wall_start_ms`.
     pub fn virtual_at(wall_start_ms: u64) -> Self {
-        Self::Virtual { now: Millis::ZERO, wall_start_ms }
+        Self::Virtual {
+            now: Millis::ZERO,
+            wall_start_ms,
+        }
     }
 
     pub fn now(&self) -> Millis {
@@ -80,6 +86,9 @@ fn wall_now_ms() -> u64 {
 /// Entropy for the random source when no seed is given: the sub-second wall clock mixed with
 /// the process id. Called once at start-up.
 pub fn entropy_seed() -> u64 {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     (nanos as u64) ^ (u64::from(std::process::id()) << 32)
 }

@@ -1,0 +1,259 @@
+"""Fixtures for the interoperability suite.
+
+The broker under test is culex by default (``$CULEX_BIN``, falling back to
+``target/release/culex``).  Setting ``INTEROP_BROKER=mosquitto`` runs the same
+suite against a stock mosquitto, which is how the tests themselves are
+validated.  Tests that only hold where mosquitto deviates from the MQTT
+specification carry the ``culex_only`` marker.
+"""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from interop_util import Peer, unique_topic
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BROKER_KIND = os.environ.get("INTEROP_BROKER", "culex").strip().lower() or "culex"
+STARTUP_TIMEOUT = 10.0
+LOG_TAIL_LINES = 40
+LISTENING_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+
+# Settings used by the shared broker.  They are small so that the tests
+# which depend on them ($SYS publication, keepalive) finish quickly.
+DEFAULT_SETTINGS = {
+    "sys_interval": "1",
+    "max_keepalive": "60",
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "culex_only(reason): the behaviour is required by the MQTT "
+        "specification but mosquitto deviates from it; skipped when "
+        "INTEROP_BROKER=mosquitto",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if BROKER_KIND == "culex":
+        return
+    for item in items:
+        marker = item.get_closest_marker("culex_only")
+        if marker is not None:
+            why = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "")
+            item.add_marker(pytest.mark.skip(reason=f"{BROKER_KIND} deviates from the spec: {why}"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    # On failure, attach the tail of each broker's log to the report.
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    brokers = []
+    funcargs = getattr(item, "funcargs", {})
+    if isinstance(funcargs.get("broker"), Broker):
+        brokers.append(funcargs["broker"])
+    brokers += getattr(funcargs.get("broker_factory"), "started", [])
+    for b in brokers:
+        tail = b.log().splitlines()[-LOG_TAIL_LINES:]
+        report.sections.append((f"{b!r} log (last {LOG_TAIL_LINES} lines)", "\n".join(tail)))
+
+
+def pytest_report_header(config):
+    return f"interop broker under test: {BROKER_KIND}"
+
+
+class Broker:
+    """A broker process listening on 127.0.0.1:port."""
+
+    host = "127.0.0.1"
+
+    def __init__(self, kind, settings):
+        self.kind = kind
+        self.settings = dict(settings)
+        self.port = None
+        self.proc = None
+        self._dir = tempfile.TemporaryDirectory(prefix="culex-interop-")
+        self._log = []
+        self._log_lock = threading.Lock()
+        self._listening = threading.Event()
+
+    # -- log capture -----------------------------------------------------
+    def _drain(self, stream):
+        # Always drain the broker's output so it can never block on a full pipe.
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", "replace")
+            with self._log_lock:
+                self._log.append(line)
+            if self.port is None:
+                m = LISTENING_RE.search(line)
+                if m:
+                    self.port = int(m.group(1))
+                    self._listening.set()
+        stream.close()
+
+    def log(self):
+        with self._log_lock:
+            return "".join(self._log)
+
+    # -- lifecycle -------------------------------------------------------
+    def start(self):
+        if self.kind == "culex":
+            self._start_culex()
+        elif self.kind == "mosquitto":
+            self._start_mosquitto()
+        else:
+            raise RuntimeError(f"unknown INTEROP_BROKER {self.kind!r}")
+        return self
+
+    def _write_config(self, first_line):
+        lines = [first_line, "allow_anonymous true"]
+        lines += [f"{k} {v}" for k, v in self.settings.items()]
+        path = Path(self._dir.name) / "broker.conf"
+        path.write_text("\n".join(lines) + "\n")
+        path.chmod(0o644)
+        Path(self._dir.name).chmod(0o755)
+        return path
+
+    def _spawn(self, argv):
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=self._dir.name,
+        )
+        threading.Thread(target=self._drain, args=(self.proc.stdout,), daemon=True).start()
+
+    def _fail(self, why):
+        self.stop()
+        pytest.fail(f"{self.kind} failed to start: {why}\n--- broker output ---\n{self.log()}", pytrace=False)
+
+    def _start_culex(self):
+        binary = os.environ.get("CULEX_BIN") or str(REPO_ROOT / "target" / "release" / "culex")
+        if not os.path.isabs(binary):
+            binary = str(REPO_ROOT / binary) if os.sep in binary else (shutil.which(binary) or binary)
+        if not os.access(binary, os.X_OK):
+            pytest.fail(f"culex binary not found or not executable: {binary} (set CULEX_BIN)", pytrace=False)
+        conf = self._write_config("listener 0 127.0.0.1")
+        self._spawn([binary, "-c", str(conf)])
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not self._listening.wait(0.05):
+            if self.proc.poll() is not None:
+                self._listening.wait(0.2)
+                if self.port is None:
+                    self._fail(f"exited with status {self.proc.returncode}")
+                break
+            if time.monotonic() > deadline:
+                self._fail(f"no 'listening on 127.0.0.1:PORT' line within {STARTUP_TIMEOUT:.0f} s")
+
+    def _start_mosquitto(self):
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not os.access(binary, os.X_OK):
+            pytest.fail("mosquitto not found (apt-get install mosquitto)", pytrace=False)
+        self.port = free_port()
+        conf = self._write_config(f"listener {self.port} 127.0.0.1")
+        with conf.open("a") as f:
+            f.write("log_dest stderr\npersistence false\n")
+        self._spawn([binary, "-c", str(conf)])
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                self._fail(f"exited with status {self.proc.returncode}")
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.5).close()
+                break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self._fail(f"port {self.port} not accepting connections within {STARTUP_TIMEOUT:.0f} s")
+            time.sleep(0.05)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._dir.cleanup()
+
+    def __repr__(self):
+        return f"<Broker {self.kind} {self.host}:{self.port}>"
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_broker(**settings):
+    merged = dict(DEFAULT_SETTINGS)
+    merged.update({k: str(v) for k, v in settings.items()})
+    return Broker(BROKER_KIND, merged).start()
+
+
+@pytest.fixture(scope="session")
+def broker():
+    """One broker shared by every test that does not need its own config."""
+    b = start_broker()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def broker_factory():
+    """Start a fresh broker with extra config settings: ``broker_factory(max_keepalive=5)``."""
+    started = []
+
+    def make(**settings):
+        b = start_broker(**settings)
+        started.append(b)
+        return b
+
+    make.started = started
+    yield make
+    for b in started:
+        b.stop()
+
+
+@pytest.fixture
+def topic(request):
+    """A topic prefix unique to this test."""
+    return unique_topic(request.node.name)
+
+
+@pytest.fixture
+def connect(broker):
+    """Connect a paho client to the shared broker (or to ``on=`` another one).
+
+    ``connect(version=5, client_id=None, clean=True, keepalive=60,
+    properties=None, on=None)`` returns a connected :class:`Peer`; every
+    peer still connected at the end of the test is disconnected.
+    """
+    peers = []
+
+    def make(version=5, on=None, **kw):
+        kw.setdefault("client_id", None)
+        peer = Peer(on or broker, version=version, **kw)
+        peers.append(peer)
+        peer.connect()
+        return peer
+
+    yield make
+    for peer in peers:
+        peer.close()

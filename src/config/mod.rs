@@ -7,6 +7,7 @@ pub mod options;
 pub mod parse;
 
 use std::fmt;
+use std::path::PathBuf;
 
 use crate::engine::limits::Limits;
 
@@ -35,8 +36,42 @@ pub struct Config {
 /// Transport protocol spoken on a listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ListenerProtocol {
-    /// MQTT over plain TCP.
+    /// MQTT straight over TCP (or TLS when the listener has certificates).
     Mqtt,
+    /// MQTT over WebSockets (secure WebSockets when the listener has certificates).
+    WebSockets,
+}
+
+/// Lowest TLS version a listener accepts (`tls_version`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+/// TLS settings of a listener; present when `certfile` and `keyfile` are set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// PEM certificate chain, server certificate first.
+    pub certfile: PathBuf,
+    /// PEM private key: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
+    pub keyfile: PathBuf,
+    /// PEM file of CA certificates that client certificates are verified against.
+    pub cafile: Option<PathBuf>,
+    /// Directory of PEM CA certificates, used like `cafile`.
+    pub capath: Option<PathBuf>,
+    /// Clients must present a certificate signed by a CA of `cafile`/`capath`.
+    pub require_certificate: bool,
+    /// The client certificate's Common Name becomes the client's user name.
+    pub use_identity_as_username: bool,
+    /// The client certificate's whole subject (RFC 2253 form) becomes the user name.
+    pub use_subject_as_username: bool,
+    /// Lowest TLS version accepted; `None`: TLS 1.2 and 1.3.
+    pub tls_version: Option<TlsVersion>,
+    /// TLS 1.2 cipher suites (OpenSSL names, `:`-separated); `None`: the defaults.
+    pub ciphers: Option<String>,
+    /// TLS 1.3 cipher suites (IANA names, `:`-separated); `None`: the defaults.
+    pub ciphers_tls13: Option<String>,
 }
 
 /// IP version a listener is restricted to.
@@ -58,6 +93,10 @@ pub struct ListenerConfig {
     pub max_connections: Option<u32>,
     /// `None`: both IPv4 and IPv6.
     pub socket_domain: Option<SocketDomain>,
+    /// `Some` when the listener speaks TLS.
+    pub tls: Option<TlsConfig>,
+    /// Prefix added to every topic of the listener's clients (and removed on delivery).
+    pub mount_point: Option<String>,
 }
 
 impl ListenerConfig {
@@ -69,6 +108,8 @@ impl ListenerConfig {
             protocol: ListenerProtocol::Mqtt,
             max_connections: None,
             socket_domain: None,
+            tls: None,
+            mount_point: None,
         }
     }
 

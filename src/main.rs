@@ -46,7 +46,14 @@ fn main() -> ExitCode {
         println!("configuration OK");
         return ExitCode::SUCCESS;
     }
-    let engine = Engine::new(config.limits.clone(), Rng::new(clock::entropy_seed()));
+    let mut engine = Engine::new(config.limits.clone(), Rng::new(clock::entropy_seed()));
+    engine.set_mount_points(
+        config
+            .listeners
+            .iter()
+            .map(|l| l.mount_point.clone())
+            .collect(),
+    );
     let mut reactor = match Reactor::new(config, options.config.clone(), engine, Clock::system()) {
         Ok(reactor) => reactor,
         Err(e) => {

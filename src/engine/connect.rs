@@ -27,7 +27,10 @@ impl Engine {
             // No authentication method is offered (spec 4.12).
             return self.refuse(conn, ReasonCode::BadAuthenticationMethod, "auth method");
         }
-        if !self.limits.allow_anonymous {
+        // The transport's identity (client certificate) replaces the CONNECT user name. No
+        // password check exists yet, so without it only anonymous access can be granted.
+        let identity = self.conns.get(&conn).and_then(|cs| cs.identity.clone());
+        if identity.is_none() && !self.limits.allow_anonymous {
             return self.refuse(conn, ReasonCode::NotAuthorized, "anonymous not allowed");
         }
         if let Some(w) = &c.will {
@@ -92,6 +95,12 @@ impl Engine {
         };
 
         let receive_max = c.properties.receive_maximum.unwrap_or(u16::MAX);
+        let listener = self.conns.get(&conn).map_or(0, |cs| cs.listener.0 as usize);
+        let mount = self.mount_points.get(listener).cloned().flatten();
+        let mut will = c.will;
+        if let (Some(w), Some(m)) = (will.as_mut(), mount.as_ref()) {
+            w.topic = format!("{m}{}", w.topic);
+        }
         let link = Link {
             conn,
             version,
@@ -111,6 +120,8 @@ impl Engine {
                     0
                 }
             ],
+            mount,
+            username: identity.or_else(|| c.username.as_deref().map(Rc::from)),
         };
         {
             let s = &mut self.sessions[key];
@@ -119,7 +130,7 @@ impl Engine {
             s.expires_at = None;
             // [MQTT-3.1.3-9] a new connection before the will delay passes cancels the will.
             s.will_due = None;
-            s.will = c.will.map(|w| {
+            s.will = will.map(|w| {
                 let delay_secs = w.properties.will_delay_interval.unwrap_or(0);
                 PendingWill {
                     will: w,

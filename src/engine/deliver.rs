@@ -177,14 +177,22 @@ impl Engine {
         };
         let v5 = link.version.is_v5();
         let mut properties = Properties::default();
-        let mut topic = d.msg.topic.clone();
+        let mut topic = match link.mount.as_deref() {
+            // The client sees its topics without its listener's mount point.
+            Some(m) => d
+                .msg
+                .topic
+                .strip_prefix(m)
+                .map_or_else(|| d.msg.topic.clone(), Rc::from),
+            None => d.msg.topic.clone(),
+        };
         let mut new_alias = None;
         if v5 {
             properties = d.msg.properties.clone();
             properties.message_expiry_interval = d.msg.remaining_expiry_secs(now);
             properties.subscription_identifiers.clone_from(&d.sub_ids);
             if link.alias_max > 0 {
-                if let Some(&a) = link.aliases_out.get(&topic) {
+                if let Some(&a) = link.aliases_out.get(&d.msg.topic) {
                     properties.topic_alias = Some(a);
                     topic = Rc::from("");
                 } else if link.aliases_out.len() < usize::from(link.alias_max) {

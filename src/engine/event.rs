@@ -39,6 +39,9 @@ pub enum Input {
         listener: ListenerId,
         peer: Rc<str>,
     },
+    /// The transport authenticated the peer (a TLS client certificate whose identity the
+    /// listener uses as user name). Comes after `Opened` and before any packet.
+    PeerIdentity { conn: ConnId, username: Rc<str> },
     /// One whole packet arrived and decoded.
     Packet { conn: ConnId, packet: Packet },
     /// The peer's bytes could not be decoded. The engine answers as the spec requires

@@ -77,6 +77,8 @@ struct Conn {
     /// Keep alive in ms as granted (0: none).
     keep_alive_ms: u64,
     last_seen: Millis,
+    /// The user name the transport established (client certificate), if any.
+    identity: Option<Rc<str>>,
 }
 
 /// Counters behind `$SYS`.
@@ -109,6 +111,8 @@ pub struct Engine {
     shutting_down: bool,
     /// Reused by routing so that matching allocates nothing in the steady state.
     match_buf: Vec<Match>,
+    /// `mount_point` of each listener, by listener index.
+    mount_points: Vec<Option<Rc<str>>>,
 }
 
 impl Engine {
@@ -130,6 +134,7 @@ impl Engine {
             stats: Stats::default(),
             shutting_down: false,
             match_buf: Vec::new(),
+            mount_points: Vec::new(),
         };
         engine.sys_start();
         engine
@@ -144,6 +149,11 @@ impl Engine {
                 listener,
                 peer,
             } => self.on_opened(conn, listener, peer),
+            Input::PeerIdentity { conn, username } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.identity = Some(username);
+                }
+            }
             Input::Packet { conn, packet } => self.on_packet(conn, packet),
             Input::DecodeError { conn, error } => self.on_decode_error(conn, error),
             Input::Closed { conn, reason } => self.on_closed(conn, reason),
@@ -180,6 +190,12 @@ impl Engine {
         }
     }
 
+    /// Sets each listener's `mount_point` (index = listener id), for connections opened
+    /// from now on.
+    pub fn set_mount_points(&mut self, mount_points: Vec<Option<String>>) {
+        self.mount_points = mount_points.into_iter().map(|m| m.map(Rc::from)).collect();
+    }
+
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
@@ -214,6 +230,7 @@ impl Engine {
                 version: ProtocolVersion::V311,
                 keep_alive_ms: 0,
                 last_seen: self.now,
+                identity: None,
             },
         );
         if self.shutting_down {

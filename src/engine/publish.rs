@@ -18,6 +18,10 @@ impl Engine {
             Ok(t) => t,
             Err((reason, clause)) => return self.violation(conn, reason, "PUBLISH", clause),
         };
+        let topic = match self.sessions[key].link.as_ref() {
+            Some(l) if l.mount.is_some() => l.mounted(&topic),
+            _ => topic,
+        };
         if !p.properties.subscription_identifiers.is_empty() {
             // [MQTT-3.3.4-6] a client may not send a Subscription Identifier.
             return self.violation(conn, ReasonCode::ProtocolError, "PUBLISH", "MQTT-3.3.4-6");

@@ -58,6 +58,21 @@ pub struct Link {
     pub aliases_out: BTreeMap<Rc<str>, u16>,
     /// Aliases the client set towards the broker, index = alias - 1.
     pub aliases_in: Vec<Option<Rc<str>>>,
+    /// The listener's `mount_point`: prefixed to the client's topics and filters, removed
+    /// from the topics delivered to it.
+    pub mount: Option<Rc<str>>,
+    /// The user name in force: the transport's identity, else the CONNECT user name.
+    pub username: Option<Rc<str>>,
+}
+
+impl Link {
+    /// The broker-side name of a topic or filter the client used.
+    pub fn mounted(&self, topic: &str) -> Rc<str> {
+        match &self.mount {
+            Some(m) => format!("{m}{topic}").into(),
+            None => topic.into(),
+        }
+    }
 }
 
 /// A will message waiting for its connection to end (or, after that, for its delay). It

@@ -23,13 +23,15 @@ impl Engine {
             return self.violation(conn, ReasonCode::ProtocolError, "SUBSCRIBE", "MQTT-3.8.2-1");
         }
         let identifier = ids.first().copied();
+        let mount = self.sessions[key]
+            .link
+            .as_ref()
+            .and_then(|l| l.mount.clone());
         let mut reasons = Vec::with_capacity(sub.filters.len());
         let mut retained: Vec<(Rc<Message>, Subscription)> = Vec::new();
         for (filter, opts) in &sub.filters {
-            let parsed = parse_filter(filter);
-            let (group, plain) = match parsed {
-                Some(Filter::Plain(f)) => (None, f),
-                Some(Filter::Shared { group, filter }) => (Some(group), filter),
+            let stored = match parse_filter(filter) {
+                Some(parsed) => mounted_filter(mount.as_deref(), filter, parsed),
                 None => {
                     log::debug!("{conn}: invalid topic filter {filter:?}");
                     reasons.push(if v5 {
@@ -40,6 +42,7 @@ impl Engine {
                     continue;
                 }
             };
+            let (group, plain) = super::split_group(&stored);
             if group.is_some() && opts.no_local {
                 // [MQTT-3.8.3-4] No Local on a shared subscription is a protocol error.
                 return self.violation(
@@ -57,11 +60,11 @@ impl Engine {
             };
             let new = self.tree.insert(plain, group, key, entry);
             let s = &mut self.sessions[key];
-            s.subscriptions.insert(filter.clone(), entry);
+            s.subscriptions.insert(stored.clone(), entry);
             let client_id = s.client_id.clone();
             self.journal.record(|| Change::Subscribed {
                 client_id,
-                filter: filter.clone(),
+                filter: stored.clone(),
                 sub: entry,
             });
             reasons.push(ReasonCode::granted(options.qos));
@@ -98,15 +101,23 @@ impl Engine {
 
     pub(super) fn on_unsubscribe(&mut self, conn: ConnId, key: SessionKey, u: Unsubscribe) {
         let mut reasons = Vec::with_capacity(u.filters.len());
+        let mount = self.sessions[key]
+            .link
+            .as_ref()
+            .and_then(|l| l.mount.clone());
         for filter in &u.filters {
-            let existed = self.sessions[key].subscriptions.remove(filter).is_some();
+            let stored = match parse_filter(filter) {
+                Some(parsed) => mounted_filter(mount.as_deref(), filter, parsed),
+                None => filter.clone(),
+            };
+            let existed = self.sessions[key].subscriptions.remove(&stored).is_some();
             if existed {
-                let (group, plain) = super::split_group(filter);
+                let (group, plain) = super::split_group(&stored);
                 self.tree.remove(plain, group, key);
                 let client_id = self.sessions[key].client_id.clone();
                 self.journal.record(|| Change::Unsubscribed {
                     client_id,
-                    filter: filter.clone(),
+                    filter: stored,
                 });
                 reasons.push(ReasonCode::Success);
             } else {
@@ -119,5 +130,15 @@ impl Engine {
             reasons,
         };
         self.send(conn, Packet::UnsubAck(ack));
+    }
+}
+
+/// The broker-side form of a filter from a client of a listener with `mount_point` `mount`:
+/// the mount point goes in front of the topic filter, inside a shared subscription's prefix.
+fn mounted_filter(mount: Option<&str>, filter: &str, parsed: Filter<'_>) -> String {
+    match (mount, parsed) {
+        (None, _) => filter.to_string(),
+        (Some(m), Filter::Plain(f)) => format!("{m}{f}"),
+        (Some(m), Filter::Shared { group, filter: f }) => format!("$share/{group}/{m}{f}"),
     }
 }

@@ -241,3 +241,50 @@ fn shutdown_sends_server_shutting_down_to_v5_clients() {
     h.closed(2);
     assert!(h.engine.is_idle());
 }
+
+#[test]
+fn mount_point_prefixes_topics_and_is_removed_on_delivery() {
+    let mut h = Harness::new();
+    h.engine.set_mount_points(vec![Some("site1/".into())]);
+    h.connect(1, "mounted", ProtocolVersion::V5, true);
+    h.subscribe(1, "sensors/#", QoS::AtMostOnce);
+    let a = h.publish(1, "sensors/t", b"20", QoS::AtMostOnce, 0);
+    let got = publishes(&a, 1);
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        &*got[0].topic, "sensors/t",
+        "the client sees its own topic space"
+    );
+    // A client of the same engine outside the mount sees the full topic: route through the
+    // retained store, which holds broker-side names.
+    h.packet(
+        1,
+        Packet::Publish(publish("state", b"on", QoS::AtMostOnce, 0, true)),
+    );
+    h.engine.set_mount_points(vec![None]);
+    h.connect(2, "plain", ProtocolVersion::V5, true);
+    let a = h.subscribe(2, "site1/#", QoS::AtMostOnce);
+    let got = publishes(&a, 2);
+    assert_eq!(got.len(), 1);
+    assert_eq!(&*got[0].topic, "site1/state");
+}
+
+#[test]
+fn certificate_identity_admits_a_client_when_anonymous_is_off() {
+    let mut h = Harness::with(Limits {
+        allow_anonymous: false,
+        ..Limits::default()
+    });
+    let a = h.connect(1, "anon", ProtocolVersion::V5, true);
+    assert_eq!(connack(&a, 1).1, ReasonCode::NotAuthorized);
+    h.open(2);
+    h.input(Input::PeerIdentity {
+        conn: ConnId(2),
+        username: "device-7".into(),
+    });
+    let a = h.packet(
+        2,
+        Packet::Connect(Box::new(connect("dev", ProtocolVersion::V5, true))),
+    );
+    assert_eq!(connack(&a, 2).1, ReasonCode::Success);
+}

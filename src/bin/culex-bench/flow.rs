@@ -1,0 +1,418 @@
+//! Message-flow scenarios: P publishers send stamped messages on their own topics, S
+//! subscribers receive every topic. fan-in (P > 1, S = 1), fan-out (P = 1, S > 1) and latency
+//! (a fixed rate) are all this one run with different settings.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::mqtt;
+use crate::net::{Client, Got, Target};
+use crate::report::Report;
+use crate::stats::{self, Histogram, Track};
+use crate::Res;
+
+/// Settings of a flow run.
+#[derive(Clone, Debug)]
+pub(crate) struct Flow {
+    pub(crate) publishers: usize,
+    pub(crate) subscribers: usize,
+    pub(crate) qos: u8,
+    pub(crate) size: usize,
+    /// Messages each publisher may have in flight: not yet received by every subscriber
+    /// and, at QoS 1, not yet acknowledged by the broker. 0: no limit.
+    pub(crate) window: u64,
+    /// Messages per second per publisher; `None`: as fast as the window allows.
+    pub(crate) rate: Option<f64>,
+    pub(crate) duration: Duration,
+    /// Messages per publisher; the run ends at whichever of count and duration comes first.
+    pub(crate) count: Option<u64>,
+    /// How long subscribers wait for missing messages once publishers stop and nothing
+    /// arrives.
+    pub(crate) drain: Duration,
+}
+
+/// State the threads share while running.
+struct Shared {
+    /// `received[s][p]`: distinct messages subscriber s has of publisher p.
+    received: Vec<Vec<AtomicU64>>,
+    /// Messages each publisher sent, valid once `publishers_done` is set.
+    sent: Vec<AtomicU64>,
+    publishers_done: AtomicBool,
+    /// Subscribers give up on missing messages after this time (generator clock, ns), or
+    /// later when messages still arrive; valid with `publishers_done`.
+    drain_until_ns: AtomicU64,
+    /// Set when a thread fails, so that the others stop.
+    abort: AtomicBool,
+}
+
+struct PubResult {
+    sent: u64,
+    unacked: u64,
+    /// When the last message was handed to the connection (generator clock, ns).
+    end_ns: u64,
+}
+
+struct SubResult {
+    tracks: Vec<Track>,
+    latency: Histogram,
+    last_ns: u64,
+}
+
+const BATCH: u64 = 64;
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs the flow and reports it; the report fails when QoS 1 lost or anything duplicated.
+pub(crate) fn run(flow: &Flow, target: &Target, broker_pid: Option<u32>) -> Res<Report> {
+    let tag = format!(
+        "{:x}{:x}",
+        std::process::id(),
+        stats::now_ns() & 0xffff_ffff
+    );
+    let shared = Arc::new(Shared {
+        received: (0..flow.subscribers)
+            .map(|_| (0..flow.publishers).map(|_| AtomicU64::new(0)).collect())
+            .collect(),
+        sent: (0..flow.publishers).map(|_| AtomicU64::new(0)).collect(),
+        publishers_done: AtomicBool::new(false),
+        drain_until_ns: AtomicU64::new(u64::MAX),
+        abort: AtomicBool::new(false),
+    });
+    let mut subs = Vec::new();
+    for s in 0..flow.subscribers {
+        let mut client = Client::connect(target, &format!("bench-{tag}-s{s}"), IO_TIMEOUT)?;
+        client.subscribe(&format!("bench/{tag}/+"), flow.qos, IO_TIMEOUT)?;
+        subs.push(client);
+    }
+    let mut pubs = Vec::new();
+    for p in 0..flow.publishers {
+        pubs.push(Client::connect(
+            target,
+            &format!("bench-{tag}-p{p}"),
+            IO_TIMEOUT,
+        )?);
+    }
+    let barrier = Arc::new(Barrier::new(flow.publishers + flow.subscribers + 1));
+    let mut sub_threads = Vec::new();
+    for (s, client) in subs.into_iter().enumerate() {
+        let (shared, barrier, flow) = (shared.clone(), barrier.clone(), flow.clone());
+        sub_threads.push(thread::spawn(move || {
+            barrier.wait();
+            let result = subscriber(client, s, &shared, &flow);
+            if result.is_err() {
+                shared.abort.store(true, Ordering::Relaxed);
+            }
+            result
+        }));
+    }
+    let mut pub_threads = Vec::new();
+    for (p, client) in pubs.into_iter().enumerate() {
+        let (shared, barrier, flow) = (shared.clone(), barrier.clone(), flow.clone());
+        let topic = format!("bench/{tag}/{p}");
+        pub_threads.push(thread::spawn(move || {
+            barrier.wait();
+            let result = publisher(client, p, &topic, &shared, &flow);
+            if result.is_err() {
+                shared.abort.store(true, Ordering::Relaxed);
+            }
+            result
+        }));
+    }
+    barrier.wait();
+    let start = Instant::now();
+    let start_ns = stats::now_ns();
+    let cpu0 = stats::cpu_seconds(None)?;
+    let broker0 = broker_pid
+        .map(|pid| stats::cpu_seconds(Some(pid)))
+        .transpose()?;
+
+    let mut first_error = None;
+    let mut sent = Vec::new();
+    let mut unacked = 0;
+    let mut end_ns = start_ns;
+    for (p, handle) in pub_threads.into_iter().enumerate() {
+        match handle.join() {
+            Ok(Ok(r)) => {
+                shared.sent[p].store(r.sent, Ordering::Relaxed);
+                sent.push(r.sent);
+                unacked += r.unacked;
+                end_ns = end_ns.max(r.end_ns);
+            }
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e.to_string());
+                sent.push(0);
+            }
+            Err(_) => {
+                first_error.get_or_insert("a publisher thread panicked".to_owned());
+                sent.push(0);
+            }
+        }
+    }
+    let publish_secs = (end_ns - start_ns) as f64 / 1e9;
+    let drain_until = stats::now_ns() + flow.drain.as_nanos() as u64;
+    shared.drain_until_ns.store(drain_until, Ordering::Relaxed);
+    shared.publishers_done.store(true, Ordering::Release);
+
+    let mut latency = Histogram::default();
+    let (mut delivered, mut lost, mut dups, mut reordered, mut last_ns) = (0, 0, 0, 0, start_ns);
+    for handle in sub_threads {
+        match handle.join() {
+            Ok(Ok(r)) => {
+                latency.merge(&r.latency);
+                last_ns = last_ns.max(r.last_ns);
+                for (p, track) in r.tracks.iter().enumerate() {
+                    delivered += track.unique;
+                    lost += sent[p].saturating_sub(track.unique);
+                    dups += track.duplicates;
+                    reordered += track.reordered;
+                }
+            }
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e.to_string());
+            }
+            Err(_) => {
+                first_error.get_or_insert("a subscriber thread panicked".to_owned());
+            }
+        }
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let cpu = stats::cpu_seconds(None)? - cpu0;
+    let broker_cpu = match (broker_pid, broker0) {
+        (Some(pid), Some(before)) => Some(stats::cpu_seconds(Some(pid))? - before),
+        _ => None,
+    };
+    if let Some(e) = first_error {
+        return Err(e.into());
+    }
+    let sent_total: u64 = sent.iter().sum();
+    let active = ((last_ns - start_ns) as f64 / 1e9).max(1e-9);
+    let rate = delivered as f64 / active;
+    let mut report = Report::new();
+    report.int("publishers", flow.publishers as u64);
+    report.int("subscribers", flow.subscribers as u64);
+    report.int("qos", u64::from(flow.qos));
+    report.int("size", flow.size as u64);
+    report.int("window", flow.window);
+    if let Some(r) = flow.rate {
+        report.num("rate_per_publisher", r);
+    }
+    report.int("sent", sent_total);
+    report.int("delivered", delivered);
+    report.int("lost", lost);
+    report.int("duplicates", dups);
+    report.int("reordered", reordered);
+    report.int("unacked", unacked);
+    report.num("publish_s", publish_secs);
+    report.num("send_rate", sent_total as f64 / publish_secs.max(1e-9));
+    report.num("msgs_per_s", rate);
+    report.num("mib_per_s", rate * flow.size as f64 / (1024.0 * 1024.0));
+    report.latency(&latency);
+    report.cpu(wall, cpu, broker_cpu);
+    report.human = format!(
+        "{} msg/s delivered ({:.1} MiB/s), sent {sent_total}, lost {lost}, dup {dups}, \
+         latency p50 {} p99 {} p99.9 {}",
+        rate.round(),
+        rate * flow.size as f64 / (1024.0 * 1024.0),
+        crate::report::micros(latency.quantile(0.5)),
+        crate::report::micros(latency.quantile(0.99)),
+        crate::report::micros(latency.quantile(0.999)),
+    );
+    if flow.qos >= 1 && (lost > 0 || unacked > 0) {
+        report.fail(format!(
+            "QoS {} lost {lost} message(s), {unacked} unacknowledged",
+            flow.qos
+        ));
+    }
+    if dups > 0 {
+        report.fail(format!("{dups} duplicate message(s)"));
+    }
+    Ok(report)
+}
+
+fn publisher(
+    mut client: Client,
+    p: usize,
+    topic: &str,
+    shared: &Shared,
+    flow: &Flow,
+) -> Res<PubResult> {
+    let start = Instant::now();
+    let deadline = start + flow.duration;
+    let count = flow.count.unwrap_or(u64::MAX);
+    let interval = flow.rate.map(|r| Duration::from_secs_f64(1.0 / r));
+    let mut payload = vec![0u8; flow.size];
+    let mut out = Vec::with_capacity((flow.size + topic.len() + 8) * BATCH as usize);
+    let mut outstanding = vec![false; 65536];
+    let (mut seq, mut inflight) = (0u64, 0u64);
+    client.conn.set_read_timeout(Duration::from_millis(100))?;
+    client.conn.set_write_timeout(IO_TIMEOUT)?;
+    while !shared.abort.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now >= deadline || seq >= count {
+            break;
+        }
+        let mut batch = BATCH.min(count - seq);
+        if let Some(interval) = interval {
+            let due = start + interval.mul_f64(seq as f64);
+            if due > now {
+                thread::sleep((due - now).min(deadline - now));
+                continue;
+            }
+            let owed = ((now - start).as_secs_f64() / interval.as_secs_f64()) as u64 + 1;
+            batch = batch.min(owed.saturating_sub(seq).max(1));
+        }
+        if flow.window > 0 {
+            // Messages not yet at every subscriber; at QoS 1 also those the broker has not
+            // acknowledged. Bounding both keeps the broker's queues short, so the rate is
+            // one the broker sustains end to end.
+            let slowest = shared
+                .received
+                .iter()
+                .map(|per_pub| per_pub[p].load(Ordering::Relaxed))
+                .min()
+                .unwrap_or(seq);
+            let pending = seq.saturating_sub(slowest).max(inflight);
+            let allowed = flow.window.saturating_sub(pending);
+            if allowed == 0 {
+                if inflight > 0 {
+                    inflight -= read_acks(&mut client, &mut outstanding)?;
+                } else {
+                    thread::sleep(Duration::from_micros(200));
+                }
+                continue;
+            }
+            batch = batch.min(allowed);
+        }
+        out.clear();
+        let sent_ns = stats::now_ns();
+        for _ in 0..batch {
+            stats::stamp(&mut payload, p as u16, seq, sent_ns);
+            let id = (seq % 65535) as u16 + 1;
+            if flow.qos > 0 {
+                if outstanding[usize::from(id)] {
+                    return Err("more than 65535 messages in flight".into());
+                }
+                outstanding[usize::from(id)] = true;
+                inflight += 1;
+            }
+            mqtt::publish(
+                &mut out,
+                client.version,
+                flow.qos,
+                id,
+                topic.as_bytes(),
+                &payload,
+            );
+            seq += 1;
+        }
+        client.conn.send(&out)?;
+    }
+    let end_ns = stats::now_ns();
+    if flow.qos > 0 {
+        let until = Instant::now() + flow.drain;
+        while inflight > 0 && Instant::now() < until && !shared.abort.load(Ordering::Relaxed) {
+            inflight -= read_acks(&mut client, &mut outstanding)?;
+        }
+    }
+    client.disconnect(Duration::from_millis(500))?;
+    Ok(PubResult {
+        sent: seq,
+        unacked: inflight,
+        end_ns,
+    })
+}
+
+/// Waits (up to the read timeout) for PUBACKs; returns how many arrived.
+fn read_acks(client: &mut Client, outstanding: &mut [bool]) -> Res<u64> {
+    if client.fill()? == Got::Eof {
+        return Err("the broker closed a publisher's connection".into());
+    }
+    let mut acked = 0;
+    while let Some(frame) = client.next_frame()? {
+        if frame.kind() == mqtt::PUBACK {
+            let id = usize::from(mqtt::puback_id(client.body(&frame))?);
+            if !outstanding[id] {
+                return Err(format!("PUBACK for packet {id}, which is not in flight").into());
+            }
+            outstanding[id] = false;
+            acked += 1;
+        } else if frame.kind() == mqtt::DISCONNECT {
+            return Err("the broker sent DISCONNECT to a publisher".into());
+        }
+    }
+    Ok(acked)
+}
+
+fn subscriber(mut client: Client, s: usize, shared: &Shared, flow: &Flow) -> Res<SubResult> {
+    let mut tracks = vec![Track::default(); flow.publishers];
+    let mut latency = Histogram::default();
+    let mut acks = Vec::new();
+    let mut last_ns = 0;
+    let mut last_sent = Instant::now();
+    client.conn.set_read_timeout(Duration::from_millis(50))?;
+    client.conn.set_write_timeout(IO_TIMEOUT)?;
+    while !shared.abort.load(Ordering::Relaxed) {
+        let got = client.fill()?;
+        let now = stats::now_ns();
+        let mut any = false;
+        while let Some(frame) = client.next_frame()? {
+            match frame.kind() {
+                mqtt::PUBLISH => {
+                    let body = client.body(&frame);
+                    let inc = mqtt::incoming(client.version, frame.first, body)?;
+                    let (p, seq, sent_ns) = stats::unstamp(&body[inc.payload_start..])
+                        .ok_or("a received payload has no stamp")?;
+                    let track = tracks
+                        .get_mut(usize::from(p))
+                        .ok_or("a received payload names an unknown publisher")?;
+                    track.record(seq);
+                    latency.record(now.saturating_sub(sent_ns));
+                    if inc.qos > 0 {
+                        mqtt::puback(&mut acks, inc.id);
+                    }
+                    any = true;
+                }
+                mqtt::DISCONNECT => return Err("the broker sent DISCONNECT".into()),
+                _ => {}
+            }
+        }
+        if any {
+            last_ns = now;
+            for (p, track) in tracks.iter().enumerate() {
+                shared.received[s][p].store(track.unique, Ordering::Relaxed);
+            }
+        }
+        if !acks.is_empty() {
+            client.conn.send(&acks)?;
+            acks.clear();
+            last_sent = Instant::now();
+        } else if last_sent.elapsed() > Duration::from_secs(30) {
+            mqtt::pingreq(&mut acks);
+            client.conn.send(&acks)?;
+            acks.clear();
+            last_sent = Instant::now();
+        }
+        if got == Got::Eof {
+            return Err("the broker closed a subscriber's connection".into());
+        }
+        if shared.publishers_done.load(Ordering::Acquire) {
+            let complete = tracks
+                .iter()
+                .enumerate()
+                .all(|(p, t)| t.unique >= shared.sent[p].load(Ordering::Relaxed));
+            // Give up once nothing has arrived for the drain time.
+            let until = shared.drain_until_ns.load(Ordering::Relaxed);
+            let quiet_until = last_ns.saturating_add(flow.drain.as_nanos() as u64);
+            if complete || now >= until.max(quiet_until) {
+                break;
+            }
+        }
+    }
+    client.disconnect(Duration::from_millis(500))?;
+    Ok(SubResult {
+        tracks,
+        latency,
+        last_ns,
+    })
+}

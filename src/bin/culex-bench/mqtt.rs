@@ -1,0 +1,296 @@
+//! The few MQTT 3.1.1 / 5.0 packets the load generator needs: encoders for CONNECT, SUBSCRIBE,
+//! PUBLISH, PUBACK, PINGREQ and DISCONNECT, a framer that splits a byte stream into packets, and
+//! readers for CONNACK, SUBACK, PUBLISH and PUBACK bodies.
+
+use crate::Res;
+
+/// Packet type nibbles (upper four bits of the first byte).
+pub(crate) const CONNACK: u8 = 2;
+pub(crate) const PUBLISH: u8 = 3;
+pub(crate) const PUBACK: u8 = 4;
+pub(crate) const SUBACK: u8 = 9;
+pub(crate) const DISCONNECT: u8 = 14;
+
+/// Protocol version byte: 4 is MQTT 3.1.1, 5 is MQTT 5.0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Version {
+    V311,
+    V5,
+}
+
+impl Version {
+    fn level(self) -> u8 {
+        match self {
+            Self::V311 => 4,
+            Self::V5 => 5,
+        }
+    }
+
+    fn has_properties(self) -> bool {
+        self == Self::V5
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let mut byte = (n % 128) as u8;
+        n /= 128;
+        if n > 0 {
+            byte |= 0x80;
+        }
+        out.push(byte);
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &[u8]) {
+    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    out.extend_from_slice(s);
+}
+
+/// Appends a fixed header for a packet whose remaining part is `len` bytes long.
+fn put_header(out: &mut Vec<u8>, first: u8, len: usize) {
+    out.push(first);
+    put_varint(out, len);
+}
+
+/// Appends a CONNECT with a clean session / clean start and no credentials.
+pub(crate) fn connect(out: &mut Vec<u8>, version: Version, client_id: &str, keep_alive: u16) {
+    let props = usize::from(version.has_properties());
+    let len = 10 + props + 2 + client_id.len();
+    put_header(out, 0x10, len);
+    put_str(out, b"MQTT");
+    out.push(version.level());
+    out.push(0x02);
+    out.extend_from_slice(&keep_alive.to_be_bytes());
+    if version.has_properties() {
+        out.push(0);
+    }
+    put_str(out, client_id.as_bytes());
+}
+
+/// Appends a SUBSCRIBE for one filter.
+pub(crate) fn subscribe(out: &mut Vec<u8>, version: Version, id: u16, filter: &str, qos: u8) {
+    let props = usize::from(version.has_properties());
+    put_header(out, 0x82, 2 + props + 2 + filter.len() + 1);
+    out.extend_from_slice(&id.to_be_bytes());
+    if version.has_properties() {
+        out.push(0);
+    }
+    put_str(out, filter.as_bytes());
+    out.push(qos);
+}
+
+/// Appends a PUBLISH; `id` is only written for QoS 1 and 2.
+pub(crate) fn publish(
+    out: &mut Vec<u8>,
+    version: Version,
+    qos: u8,
+    id: u16,
+    topic: &[u8],
+    payload: &[u8],
+) {
+    let id_len = if qos > 0 { 2 } else { 0 };
+    let props = usize::from(version.has_properties());
+    put_header(
+        out,
+        0x30 | (qos << 1),
+        2 + topic.len() + id_len + props + payload.len(),
+    );
+    put_str(out, topic);
+    if qos > 0 {
+        out.extend_from_slice(&id.to_be_bytes());
+    }
+    if version.has_properties() {
+        out.push(0);
+    }
+    out.extend_from_slice(payload);
+}
+
+/// Appends a PUBACK (success; the short form is valid in both versions).
+pub(crate) fn puback(out: &mut Vec<u8>, id: u16) {
+    out.extend_from_slice(&[0x40, 2]);
+    out.extend_from_slice(&id.to_be_bytes());
+}
+
+/// Appends a PINGREQ.
+pub(crate) fn pingreq(out: &mut Vec<u8>) {
+    out.extend_from_slice(&[0xc0, 0]);
+}
+
+/// Appends a DISCONNECT (normal disconnection).
+pub(crate) fn disconnect(out: &mut Vec<u8>) {
+    out.extend_from_slice(&[0xe0, 0]);
+}
+
+/// One packet found in a buffer: its first byte and where its body lies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Frame {
+    pub(crate) first: u8,
+    pub(crate) body_start: usize,
+    pub(crate) end: usize,
+}
+
+impl Frame {
+    pub(crate) fn kind(&self) -> u8 {
+        self.first >> 4
+    }
+}
+
+/// Finds the packet that starts at `buf[at..]`; `None` when it is not complete yet.
+pub(crate) fn frame(buf: &[u8], at: usize) -> Res<Option<Frame>> {
+    let mut len = 0usize;
+    let mut shift = 0;
+    let mut i = at + 1;
+    loop {
+        let Some(&byte) = buf.get(i) else {
+            return Ok(None);
+        };
+        len |= usize::from(byte & 0x7f) << shift;
+        i += 1;
+        if byte & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+        if shift > 21 {
+            return Err("malformed remaining length from the broker".into());
+        }
+    }
+    if buf.len() < i + len {
+        return Ok(None);
+    }
+    Ok(Some(Frame {
+        first: buf[at],
+        body_start: i,
+        end: i + len,
+    }))
+}
+
+/// The reason code of a CONNACK body (0 is success in both versions).
+pub(crate) fn connack_code(body: &[u8]) -> Res<u8> {
+    match body.get(1) {
+        Some(&code) => Ok(code),
+        None => Err("short CONNACK".into()),
+    }
+}
+
+/// The packet identifier and first granted QoS / reason code of a SUBACK body.
+pub(crate) fn suback(version: Version, body: &[u8]) -> Res<(u16, u8)> {
+    if body.len() < 3 {
+        return Err("short SUBACK".into());
+    }
+    let id = u16::from_be_bytes([body[0], body[1]]);
+    let mut at = 2;
+    if version.has_properties() {
+        at = skip_properties(body, at)?;
+    }
+    match body.get(at) {
+        Some(&code) => Ok((id, code)),
+        None => Err("SUBACK without reason code".into()),
+    }
+}
+
+/// The packet identifier of a PUBACK body.
+pub(crate) fn puback_id(body: &[u8]) -> Res<u16> {
+    if body.len() < 2 {
+        return Err("short PUBACK".into());
+    }
+    Ok(u16::from_be_bytes([body[0], body[1]]))
+}
+
+/// A PUBLISH as received: QoS, packet identifier (0 at QoS 0) and where the payload lies in
+/// the body.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Incoming {
+    pub(crate) qos: u8,
+    pub(crate) id: u16,
+    pub(crate) payload_start: usize,
+}
+
+/// Reads a PUBLISH body whose first byte was `first`.
+pub(crate) fn incoming(version: Version, first: u8, body: &[u8]) -> Res<Incoming> {
+    let qos = (first >> 1) & 3;
+    if body.len() < 2 {
+        return Err("short PUBLISH".into());
+    }
+    let topic_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
+    let mut at = 2 + topic_len;
+    let mut id = 0;
+    if qos > 0 {
+        let bytes = body
+            .get(at..at + 2)
+            .ok_or("PUBLISH without packet identifier")?;
+        id = u16::from_be_bytes([bytes[0], bytes[1]]);
+        at += 2;
+    }
+    if version.has_properties() {
+        at = skip_properties(body, at)?;
+    }
+    if at > body.len() {
+        return Err("malformed PUBLISH".into());
+    }
+    Ok(Incoming {
+        qos,
+        id,
+        payload_start: at,
+    })
+}
+
+fn skip_properties(body: &[u8], at: usize) -> Res<usize> {
+    let mut len = 0usize;
+    let mut shift = 0;
+    let mut i = at;
+    loop {
+        let byte = *body.get(i).ok_or("truncated property length")?;
+        len |= usize::from(byte & 0x7f) << shift;
+        i += 1;
+        if byte & 0x80 == 0 {
+            return Ok(i + len);
+        }
+        shift += 7;
+        if shift > 21 {
+            return Err("malformed property length".into());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_round_trip() {
+        for version in [Version::V311, Version::V5] {
+            let payload = vec![7u8; 300];
+            let mut out = Vec::new();
+            publish(&mut out, version, 1, 42, b"a/b", &payload);
+            let f = frame(&out, 0).unwrap().unwrap();
+            assert_eq!(f.kind(), PUBLISH);
+            assert_eq!(f.end, out.len());
+            let body = &out[f.body_start..f.end];
+            let inc = incoming(version, f.first, body).unwrap();
+            assert_eq!((inc.qos, inc.id), (1, 42));
+            assert_eq!(&body[inc.payload_start..], &payload[..]);
+        }
+    }
+
+    #[test]
+    fn partial_frames_wait() {
+        let mut out = Vec::new();
+        connect(&mut out, Version::V5, "x", 60);
+        assert!(frame(&out[..out.len() - 1], 0).unwrap().is_none());
+        assert_eq!(frame(&out, 0).unwrap().unwrap().end, out.len());
+        assert_eq!(out[1] as usize, out.len() - 2);
+    }
+
+    #[test]
+    fn subscribe_length_matches() {
+        let mut out = Vec::new();
+        subscribe(&mut out, Version::V311, 1, "t/#", 1);
+        assert_eq!(out[1] as usize, out.len() - 2);
+        let suback_body = [0, 1, 0, 1];
+        assert_eq!(suback(Version::V5, &suback_body).unwrap(), (1, 1));
+    }
+}

@@ -239,6 +239,14 @@ impl Reactor {
                     if packets == 0 {
                         self.read_queue.push(key);
                     }
+                    // A connection waiting for its peer holds no read buffer: most of a
+                    // broker's connections are idle most of the time, and the read chunk
+                    // would otherwise dominate their memory.
+                    if let Some(conn) = self.conns.get_mut(key) {
+                        if conn.inbound.is_empty() {
+                            conn.inbound = Vec::new();
+                        }
+                    }
                     return;
                 }
                 Ok(ReadOutcome::Eof) => {

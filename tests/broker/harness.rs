@@ -169,6 +169,54 @@ impl Broker {
         self.addr
     }
 
+    /// Sends a signal (`TERM`, `INT`, `HUP`) to the spawned broker.
+    pub(crate) fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("a spawned broker").id();
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {pid} failed");
+    }
+
+    /// Waits for the spawned broker to exit, returning its status.
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut().expect("a spawned broker");
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Replaces the spawned broker's configuration file (the test listener lines are kept).
+    pub(crate) fn rewrite_config(&self, extra_config: &str) {
+        let path = self.config.as_ref().expect("a spawned broker");
+        let mut config = String::from("listener 0 127.0.0.1\nallow_anonymous true\n");
+        config.push_str(extra_config);
+        config.push('\n');
+        std::fs::write(path, config).expect("rewrite test config");
+    }
+
+    /// Waits until the log contains `needle`.
+    pub(crate) fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        while !self.log().contains(needle) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "log never showed {needle:?}; log:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// True when this handle refers to an external broker (validation mode).
     pub(crate) fn is_external(&self) -> bool {
         self.child.is_none()

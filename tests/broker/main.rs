@@ -9,5 +9,6 @@ mod malformed;
 mod publish;
 mod retain;
 mod session;
+mod shutdown;
 mod subscribe;
 mod will;

@@ -183,12 +183,12 @@ impl Broker {
     /// Waits for the spawned broker to exit, returning its status.
     pub(crate) fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let child = self.child.as_mut().expect("a spawned broker");
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = child.try_wait().expect("try_wait") {
                 return Some(status);
             }
-            if std::time::Instant::now() >= deadline {
+            if Instant::now() >= deadline {
                 return None;
             }
             thread::sleep(Duration::from_millis(20));
@@ -206,10 +206,10 @@ impl Broker {
 
     /// Waits until the log contains `needle`.
     pub(crate) fn wait_for_log(&self, needle: &str, timeout: Duration) {
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = Instant::now() + timeout;
         while !self.log().contains(needle) {
             assert!(
-                std::time::Instant::now() < deadline,
+                Instant::now() < deadline,
                 "log never showed {needle:?}; log:\n{}",
                 self.log()
             );

@@ -3,7 +3,9 @@
 
 mod harness;
 
+mod cli;
 mod connect;
+mod flow;
 mod limits;
 mod malformed;
 mod publish;

@@ -5,6 +5,7 @@
 pub mod load;
 pub mod options;
 pub mod parse;
+mod tls;
 
 use std::fmt;
 use std::path::PathBuf;

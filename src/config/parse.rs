@@ -2,7 +2,8 @@
 //! logging; `include_dir` directories are handed back to the caller to read.
 
 use super::options::{self, Scope, Support};
-use super::{Config, ConfigError, ListenerConfig, ListenerProtocol, SocketDomain, DEFAULT_PORT};
+use super::tls::{self, TlsDraft};
+use super::{Config, ConfigError, ListenerConfig, SocketDomain, DEFAULT_PORT};
 use crate::codec::mqtt::QoS;
 use crate::engine::limits::{Limits, PACKET_SIZE_MAX};
 
@@ -20,6 +21,8 @@ struct Declared {
     listener: ListenerConfig,
     file: String,
     line: usize,
+    /// Its TLS options, checked together by [`Parser::finish`].
+    tls: TlsDraft,
 }
 
 /// Builds a [`Config`] from one or more files parsed in turn, each continuing where the
@@ -98,7 +101,13 @@ impl Parser {
     /// The configuration parsed so far. With no listener configured, the broker listens on
     /// 127.0.0.1:1883.
     pub fn finish(self) -> Result<Config, ConfigError> {
-        let declared: Vec<Declared> = self.default.into_iter().chain(self.listeners).collect();
+        let mut declared: Vec<Declared> = self.default.into_iter().chain(self.listeners).collect();
+        for d in &mut declared {
+            let draft = std::mem::take(&mut d.tls);
+            d.listener.tls = draft
+                .finish(&d.file, d.line)
+                .map_err(|(file, line, message)| ConfigError::new(&file, line, message))?;
+        }
         for (i, later) in declared.iter().enumerate() {
             let l = &later.listener;
             let twin = declared[..i].iter().find(|earlier| {
@@ -168,8 +177,14 @@ impl Parser {
             }
             _ if spec.scope == Scope::Listener => {
                 let value = single(key, &values)?;
-                let target = self.listener_target(file, line);
-                listener_option(target, key, value)?;
+                let target = self.declared_target(file, line);
+                if tls::OPTIONS.contains(&key) {
+                    target.tls.set(key, value, file, line)?;
+                } else if key == "protocol" || key == "mount_point" {
+                    tls::transport_option(&mut target.listener, key, value)?;
+                } else {
+                    listener_option(&mut target.listener, key, value)?;
+                }
             }
             "port" | "bind_address" => {
                 let value = single(key, &values)?;
@@ -201,41 +216,37 @@ impl Parser {
             listener,
             file: file.to_owned(),
             line,
+            tls: TlsDraft::default(),
         });
         self.in_listener = true;
         Ok(())
     }
 
     /// The listener a listener-scoped option on this line configures.
-    fn listener_target(&mut self, file: &str, line: usize) -> &mut ListenerConfig {
+    fn declared_target(&mut self, file: &str, line: usize) -> &mut Declared {
         match self.listeners.len().checked_sub(1) {
-            Some(last) if self.in_listener => &mut self.listeners[last].listener,
-            _ => self.default_listener(file, line),
+            Some(last) if self.in_listener => &mut self.listeners[last],
+            _ => self.default_declared(file, line),
         }
     }
 
     /// The default listener, created on port 1883 by the first option that configures it.
-    fn default_listener(&mut self, file: &str, line: usize) -> &mut ListenerConfig {
-        let declared = self.default.get_or_insert_with(|| Declared {
+    fn default_declared(&mut self, file: &str, line: usize) -> &mut Declared {
+        self.default.get_or_insert_with(|| Declared {
             listener: ListenerConfig::new(DEFAULT_PORT, None),
             file: file.to_owned(),
             line,
-        });
-        &mut declared.listener
+            tls: TlsDraft::default(),
+        })
+    }
+
+    fn default_listener(&mut self, file: &str, line: usize) -> &mut ListenerConfig {
+        &mut self.default_declared(file, line).listener
     }
 }
 
 fn listener_option(target: &mut ListenerConfig, key: &str, value: &str) -> Result<(), String> {
     match key {
-        "protocol" => {
-            target.protocol = match value {
-                "mqtt" => ListenerProtocol::Mqtt,
-                "websockets" => {
-                    return Err("protocol: websockets is not supported in this version".to_owned())
-                }
-                _ => return Err(format!("protocol: expected mqtt, got \"{value}\"")),
-            };
-        }
         "max_connections" => {
             target.max_connections = if value == "-1" {
                 None
@@ -435,13 +446,61 @@ mod tests {
             .iter()
             .filter(|s| s.support != Support::NotYet)
         {
-            let line = format!("{} {}\n", spec.name, spec.example);
+            let mut line = format!("{} {}\n", spec.name, spec.example);
+            if tls::OPTIONS.contains(&spec.name) {
+                // TLS options only make sense on a listener with a certificate.
+                line = format!("certfile s.crt\nkeyfile s.key\n{line}");
+            }
             let mut parser = Parser::new();
             let parsed = parser
                 .parse_into(&line, "t.conf")
                 .and_then(|_| parser.finish());
             assert!(parsed.is_ok(), "{line:?}: {parsed:?}");
         }
+    }
+
+    #[test]
+    fn tls_and_websocket_listeners() {
+        let config = ok("listener 8883 127.0.0.1\n\
+                         certfile s.crt\n\
+                         keyfile s.key\n\
+                         cafile ca.crt\n\
+                         require_certificate true\n\
+                         use_identity_as_username true\n\
+                         listener 8084\n\
+                         protocol websockets\n\
+                         mount_point site1/\n");
+        let tls = config.listeners[0]
+            .tls
+            .as_ref()
+            .expect("TLS on the first listener");
+        assert!(tls.require_certificate && tls.use_identity_as_username);
+        assert_eq!(
+            config.listeners[1].protocol,
+            super::super::ListenerProtocol::WebSockets
+        );
+        assert_eq!(config.listeners[1].tls, None);
+        assert_eq!(config.listeners[1].mount_point.as_deref(), Some("site1/"));
+    }
+
+    #[test]
+    fn tls_errors_name_file_and_line() {
+        assert_eq!(
+            err("listener 8883\ncafile ca.crt\n"),
+            "t.conf:2: cafile: requires certfile and keyfile"
+        );
+        assert_eq!(
+            err("listener 1\nlistener 8883\ncertfile s.crt\n"),
+            "t.conf:2: listener: certfile and keyfile must be given together"
+        );
+        assert_eq!(
+            err("listener 8883\ncertfile s\nkeyfile k\nrequire_certificate true\n"),
+            "t.conf:4: require_certificate: requires cafile or capath"
+        );
+        assert_eq!(
+            err("listener 8883\ntls_version tlsv1.1\n"),
+            "t.conf:2: tls_version: tlsv1.1 is not supported: culex requires TLS 1.2 or later"
+        );
     }
 
     #[test]
@@ -624,10 +683,9 @@ mod tests {
                 "listener: unix sockets are not supported in this version",
             ),
             (
-                "protocol websockets",
-                "protocol: websockets is not supported in this version",
+                "protocol http",
+                "protocol: expected mqtt or websockets, got \"http\"",
             ),
-            ("protocol http", "protocol: expected mqtt, got \"http\""),
             (
                 "max_connections -2",
                 "max_connections: expected -1 or a number from 0 to 4294967295, got \"-2\"",
@@ -649,8 +707,8 @@ mod tests {
                 "persistence is not supported in this version",
             ),
             (
-                "certfile /etc/culex/cert.pem",
-                "certfile is not supported in this version",
+                "crlfile /etc/culex/crl.pem",
+                "crlfile is not supported in this version",
             ),
             (
                 "plugin_opt_db x",

@@ -11,6 +11,7 @@ use std::rc::Rc;
 
 use mio::Token;
 
+use super::listener::Identity;
 use super::Reactor;
 use crate::clock::Millis;
 use crate::codec::mqtt::{self, DecodeError, ErrorKind, ProtocolVersion};
@@ -71,6 +72,9 @@ pub(super) struct Conn {
     pub(super) write_blocked: bool,
     /// Whether WRITABLE is part of the registered interest.
     pub(super) want_writable: bool,
+    /// The user name still to take from the client certificate, once the TLS handshake is
+    /// done; `Identity::None` when there is none to take (any more).
+    pub(super) identity: Identity,
 }
 
 impl Conn {
@@ -89,6 +93,7 @@ impl Conn {
             read_paused: false,
             write_blocked: false,
             want_writable: false,
+            identity: Identity::None,
         }
     }
 
@@ -232,6 +237,13 @@ impl Reactor {
             let got = conn.inbound.len() - before;
             budget = budget.saturating_sub(got);
             self.traffic.bytes_received += got as u64;
+            // A handshake step leaves an answer in the transport for the flush step.
+            if conn.transport.wants_write() && !conn.write_blocked {
+                self.flush_queue.push(key);
+            }
+            if conn.identity != Identity::None && outcome.is_ok() {
+                self.take_identity(key);
+            }
             match outcome {
                 Ok(ReadOutcome::Full) => {}
                 Ok(ReadOutcome::WouldBlock) => {
@@ -260,6 +272,38 @@ impl Reactor {
                     self.io_failed(key, "read", &e);
                     return;
                 }
+            }
+        }
+    }
+
+    /// Once the TLS handshake has verified a client certificate, tells the engine the user
+    /// name it gives, before any MQTT byte of the connection is fed. A certificate without a
+    /// usable name closes the connection: the listener admits clients by certificate only.
+    fn take_identity(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Some(cert) = conn.transport.peer_certificate() else {
+            return;
+        };
+        let name = conn.identity.user_name(cert);
+        conn.identity = Identity::None;
+        let id = conn.id;
+        match name {
+            Some(name) => {
+                log::debug!("{id} {}: certificate user name {name:?}", conn.peer);
+                self.feed(Input::PeerIdentity {
+                    conn: id,
+                    username: Rc::from(name),
+                });
+            }
+            None => {
+                log::info!(
+                    "{id} {}: closing: the client certificate names no user",
+                    conn.peer
+                );
+                conn.break_off("client certificate without a user name");
+                self.close_queue.push(key);
             }
         }
     }

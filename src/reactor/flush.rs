@@ -54,7 +54,7 @@ impl Reactor {
     pub(super) fn writable(&mut self, key: usize) {
         if let Some(conn) = self.conns.get_mut(key) {
             conn.write_blocked = false;
-            if !conn.outbound.is_empty() {
+            if !conn.outbound.is_empty() || conn.transport.wants_write() {
                 self.flush_queue.push(key);
             }
         }
@@ -78,7 +78,8 @@ impl Reactor {
             return;
         }
         let mut written = 0;
-        let result = loop {
+        // The transport's own bytes (handshake answers, records, frames) go first.
+        let result = conn.transport.flush().and_then(|()| loop {
             if written == conn.outbound.len() {
                 break Ok(());
             }
@@ -87,7 +88,7 @@ impl Reactor {
                 Ok(n) => written += n,
                 Err(e) => break Err(e),
             }
-        };
+        });
         conn.outbound.drain(..written);
         trim_empty(&mut conn.outbound);
         self.traffic.bytes_sent += written as u64;
@@ -112,7 +113,7 @@ impl Reactor {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        let want = !conn.outbound.is_empty();
+        let want = !conn.outbound.is_empty() || conn.transport.wants_write();
         if want == conn.want_writable {
             return;
         }
@@ -162,7 +163,7 @@ impl Reactor {
             ConnState::Open => false,
             ConnState::Broken { .. } => true,
             ConnState::Closing { since, .. } => {
-                conn.outbound.is_empty()
+                (conn.outbound.is_empty() && !conn.transport.wants_write())
                     || self.now.since(since) >= CLOSE_LINGER_MS
                     || self.grace_over()
             }
@@ -173,6 +174,10 @@ impl Reactor {
         let Some(mut conn) = self.conns.try_remove(key) else {
             return;
         };
+        // One non-blocking try at what the transport still owes the peer (a TLS alert, an
+        // HTTP refusal) and at its goodbye; a peer that cannot take them sees the TCP close.
+        let _ = conn.transport.flush();
+        conn.transport.close();
         if let Err(e) = self.poll.registry().deregister(&mut conn.transport) {
             log::debug!("{} {}: deregister failed: {e}", conn.id, conn.peer);
         }

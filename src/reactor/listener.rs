@@ -6,6 +6,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use mio::net::TcpListener;
 use mio::{Interest, Registry, Token};
@@ -13,9 +14,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::conn::Conn;
 use super::Reactor;
-use crate::config::{ListenerConfig, SocketDomain};
+use crate::config::{ListenerConfig, ListenerProtocol, SocketDomain, TlsConfig};
 use crate::engine::event::{ConnId, Input, ListenerId};
-use crate::transport::{TcpTransport, Transport};
+use crate::transport::{tls_config, x509, TcpTransport, TlsTransport, Transport, WsTransport};
 
 /// Pending connections the kernel queues before we accept them.
 const BACKLOG: i32 = 1024;
@@ -26,6 +27,118 @@ pub(super) struct Listener {
     pub(super) max_connections: Option<u32>,
     /// Connections from this listener still in the slab.
     pub(super) active: u32,
+    pub(super) stack: Stack,
+}
+
+/// The transport stack a listener puts on each accepted socket.
+pub(super) enum Stack {
+    Tcp,
+    Tls(Secure),
+    Ws,
+    Wss(Secure),
+}
+
+/// A TLS listener's settings and the rustls configuration built from them.
+pub(super) struct Secure {
+    /// Kept to rebuild `server` when the certificate files are reloaded.
+    settings: TlsConfig,
+    websockets: bool,
+    server: Arc<rustls::ServerConfig>,
+}
+
+/// Which part of a verified client certificate becomes the client's user name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Identity {
+    None,
+    CommonName,
+    Subject,
+}
+
+impl Identity {
+    fn of(settings: &TlsConfig) -> Self {
+        if settings.use_identity_as_username {
+            Self::CommonName
+        } else if settings.use_subject_as_username {
+            Self::Subject
+        } else {
+            Self::None
+        }
+    }
+
+    /// The user name the certificate gives, `None` when it has no usable one.
+    pub(super) fn user_name(self, cert: &[u8]) -> Option<String> {
+        match self {
+            Self::None => None,
+            Self::CommonName => x509::common_name(cert),
+            Self::Subject => x509::subject_rfc2253(cert),
+        }
+    }
+}
+
+impl Secure {
+    fn new(settings: &TlsConfig, websockets: bool) -> io::Result<Self> {
+        Ok(Self {
+            server: tls_config::server_config(settings, websockets)?,
+            settings: settings.clone(),
+            websockets,
+        })
+    }
+
+    /// Reads the certificate files again. On failure the previous configuration stays.
+    pub(super) fn reload(&mut self) -> io::Result<()> {
+        self.server = tls_config::server_config(&self.settings, self.websockets)?;
+        Ok(())
+    }
+}
+
+impl Stack {
+    fn new(config: &ListenerConfig) -> io::Result<Self> {
+        let websockets = config.protocol == ListenerProtocol::WebSockets;
+        Ok(match (&config.tls, websockets) {
+            (None, false) => Self::Tcp,
+            (None, true) => Self::Ws,
+            (Some(tls), false) => Self::Tls(Secure::new(tls, false)?),
+            (Some(tls), true) => Self::Wss(Secure::new(tls, true)?),
+        })
+    }
+
+    pub(super) fn secure_mut(&mut self) -> Option<&mut Secure> {
+        match self {
+            Self::Tls(s) | Self::Wss(s) => Some(s),
+            Self::Tcp | Self::Ws => None,
+        }
+    }
+
+    fn identity(&self) -> Identity {
+        match self {
+            Self::Tls(s) | Self::Wss(s) => Identity::of(&s.settings),
+            Self::Tcp | Self::Ws => Identity::None,
+        }
+    }
+
+    /// Puts the stack on an accepted socket. `packet_size_max` bounds WebSocket frames.
+    fn wrap(&self, tcp: TcpTransport, packet_size_max: u32) -> io::Result<Transport> {
+        Ok(match self {
+            Self::Tcp => Transport::Tcp(tcp),
+            Self::Tls(s) => {
+                Transport::Tls(Box::new(TlsTransport::new(tcp, Arc::clone(&s.server))?))
+            }
+            Self::Ws => Transport::Ws(Box::new(WsTransport::new(tcp, packet_size_max))),
+            Self::Wss(s) => {
+                let tls = TlsTransport::new(tcp, Arc::clone(&s.server))?;
+                Transport::Wss(Box::new(WsTransport::new(tls, packet_size_max)))
+            }
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Tcp => "mqtt",
+            Self::Tls(_) => "mqtt over TLS",
+            Self::Ws => "websockets",
+            Self::Wss(_) => "websockets over TLS",
+        }
+    }
 }
 
 /// Binds every configured listener and registers it under `first_token + index`.
@@ -37,6 +150,8 @@ pub(super) fn bind_all(
     let mut listeners = Vec::with_capacity(configs.len());
     for (index, config) in configs.iter().enumerate() {
         let addr = resolve(config)?;
+        let stack = Stack::new(config)
+            .map_err(|e| io::Error::new(e.kind(), format!("listener {}: {e}", config.port)))?;
         // No address and no family: both families, or IPv4 alone where IPv6 is unavailable.
         let dual = config.bind_address.is_none() && config.socket_domain.is_none();
         let bound = match bind(addr, dual) {
@@ -50,13 +165,14 @@ pub(super) fn bind_all(
             bound.map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         let local = socket.local_addr()?;
         registry.register(&mut socket, Token(first_token + index), Interest::READABLE)?;
-        log::info!("listening on {local}");
+        log::info!("listening on {local} ({})", stack.name());
         let id = ListenerId(u32::try_from(index).unwrap_or(u32::MAX));
         listeners.push(Listener {
             id,
             socket,
             max_connections: config.max_connections,
             active: 0,
+            stack,
         });
     }
     Ok(listeners)
@@ -140,12 +256,19 @@ impl Reactor {
                 }
             }
             let listener_id = listener.id;
-            self.open_conn(
-                index,
-                listener_id,
-                Transport::Tcp(TcpTransport::new(stream)),
-                peer,
-            );
+            let identity = listener.stack.identity();
+            let packet_size_max = self.limits.packet_size_max();
+            let transport = match listener
+                .stack
+                .wrap(TcpTransport::new(stream), packet_size_max)
+            {
+                Ok(t) => t,
+                Err(e) => {
+                    log::warn!("{peer}: cannot start the connection: {e}");
+                    continue;
+                }
+            };
+            self.open_conn(index, listener_id, transport, identity, peer);
         }
     }
 
@@ -154,6 +277,7 @@ impl Reactor {
         index: usize,
         listener: ListenerId,
         mut t: Transport,
+        identity: Identity,
         peer: SocketAddr,
     ) {
         let id = ConnId(self.next_conn_id);
@@ -172,8 +296,14 @@ impl Reactor {
         // An IPv4 client of a dual-stack listener is named by its IPv4 address.
         let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         let peer: Rc<str> = Rc::from(peer.to_string());
-        log::debug!("{id} {peer}: accepted on listener {}", listener.0);
-        entry.insert(Conn::new(id, listener, Rc::clone(&peer), t));
+        log::debug!(
+            "{id} {peer}: accepted on listener {} ({})",
+            listener.0,
+            t.kind()
+        );
+        let mut conn = Conn::new(id, listener, Rc::clone(&peer), t);
+        conn.identity = identity;
+        entry.insert(conn);
         self.by_id.insert(id, key);
         if let Some(l) = self.listeners.get_mut(index) {
             l.active += 1;

@@ -3,7 +3,7 @@
 //!
 //! Owns the signal source and the reload. It must never act inside a signal handler (the
 //! handler only wakes the poller) and never apply listener changes on reload: sockets are
-//! bound once, at start-up.
+//! bound once, at start-up; only certificate files are read again.
 
 use std::io;
 
@@ -62,9 +62,28 @@ impl Reactor {
                 self.limits = new.limits.clone();
                 self.engine.set_limits(self.now, new.limits);
                 log::info!("configuration reloaded from {}", path.display());
+                self.reload_certificates();
                 log::info!("listener settings are not changed by a reload; restart to apply them");
             }
             Err(e) => log::error!("configuration not reloaded: {e}"),
+        }
+    }
+
+    /// Reads every TLS listener's certificate and key files again. New connections use the
+    /// new files; established ones keep their session. A listener whose files fail to load
+    /// keeps its previous certificates.
+    fn reload_certificates(&mut self) {
+        for listener in &mut self.listeners {
+            let Some(secure) = listener.stack.secure_mut() else {
+                continue;
+            };
+            match secure.reload() {
+                Ok(()) => log::info!("listener {}: certificates reloaded", listener.id.0),
+                Err(e) => log::error!(
+                    "listener {}: certificates not reloaded, keeping the previous ones: {e}",
+                    listener.id.0
+                ),
+            }
         }
     }
 }

@@ -1,15 +1,20 @@
 //! Byte transports under an MQTT connection: how bytes move between a socket and the
 //! reactor's per-connection buffers.
 //!
-//! A transport is a stack of layers ending in a socket. Today the only stack is plain TCP;
-//! TLS and WebSocket will wrap a [`tcp::TcpTransport`] as further variants of [`Transport`],
-//! so the reactor keeps calling the same three operations: [`Transport::read`],
-//! [`Transport::write`] and the mio [`Source`] registration.
+//! A transport is a stack of [`Layer`]s ending in a TCP socket: plain TCP, TLS over TCP,
+//! WebSocket over TCP, and WebSocket over TLS over TCP. The reactor sees one type,
+//! [`Transport`], with the same operations whatever the stack, and the engine never sees the
+//! transport at all: it gets MQTT bytes, and at most a user name taken from a certificate.
 //!
 //! This module must never parse MQTT, call the engine, read the clock or log: it reports
 //! what happened and the reactor decides.
 
+pub mod pipe;
 pub mod tcp;
+pub mod tls;
+pub mod tls_config;
+pub mod ws;
+pub mod x509;
 
 use std::io;
 
@@ -17,12 +22,14 @@ use mio::event::Source;
 use mio::{Interest, Registry, Token};
 
 pub use tcp::TcpTransport;
+pub use tls::TlsTransport;
+pub use ws::WsTransport;
 
 /// Bytes asked of the socket per read call. Also the slack the reactor allows on top of the
 /// frame it is assembling, so it bounds inbound buffering per connection.
 pub const READ_CHUNK: usize = 16 * 1024;
 
-/// Why a [`Transport::read`] call stopped. Bytes read before the stop are already appended.
+/// Why a read call stopped. Bytes read before the stop are already appended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadOutcome {
     /// The socket has nothing more for now; mio will report it readable again.
@@ -33,27 +40,89 @@ pub enum ReadOutcome {
     Eof,
 }
 
-/// One connection's transport stack.
+/// One layer of a transport stack, seen from the layer above it.
+pub trait Layer {
+    /// Appends at most `max` payload bytes to `buf`, reading until the layer below would
+    /// block, the budget is used or the stream ends. Never returns `WouldBlock` while payload
+    /// bytes are buffered inside the layer, so edge-triggered readiness loses nothing.
+    fn read(&mut self, buf: &mut Vec<u8>, max: usize) -> io::Result<ReadOutcome>;
+
+    /// Takes a prefix of `data` and returns its length; `WouldBlock` when nothing can be
+    /// taken now.
+    fn write(&mut self, data: &[u8]) -> io::Result<usize>;
+
+    /// Whether the layer holds bytes of its own (handshake answers, records, frames) that
+    /// still have to reach the socket.
+    fn wants_write(&self) -> bool;
+
+    /// Writes the layer's own pending bytes until done or the socket would block.
+    fn flush(&mut self) -> io::Result<()>;
+
+    /// Queues the layer's goodbye (TLS close_notify, WebSocket close frame) and tries once
+    /// to send it; the socket is closed right after.
+    fn close(&mut self) {}
+
+    /// The DER of the peer's verified end-entity certificate, once the handshake is done.
+    fn peer_certificate(&self) -> Option<&[u8]> {
+        None
+    }
+}
+
+/// One connection's transport stack. The TLS and WebSocket states are boxed so a plain TCP
+/// connection stays small.
 #[derive(Debug)]
 pub enum Transport {
     Tcp(TcpTransport),
+    Tls(Box<TlsTransport<TcpTransport>>),
+    Ws(Box<WsTransport<TcpTransport>>),
+    Wss(Box<WsTransport<TlsTransport<TcpTransport>>>),
+}
+
+/// Calls `$body` with `$t` bound to the layer on top of the stack, whatever its type.
+macro_rules! with_top {
+    ($self:expr, $t:ident => $body:expr) => {
+        match $self {
+            Transport::Tcp($t) => $body,
+            Transport::Tls($t) => $body,
+            Transport::Ws($t) => $body,
+            Transport::Wss($t) => $body,
+        }
+    };
 }
 
 impl Transport {
-    /// Appends at most `max` bytes to `buf`, reading until the socket would block, the budget
-    /// is used or the stream ends. Interrupted reads are retried; any other error is returned.
-    pub fn read(&mut self, buf: &mut Vec<u8>, max: usize) -> io::Result<ReadOutcome> {
+    /// A short name of the stack, for log lines.
+    pub fn kind(&self) -> &'static str {
         match self {
-            Self::Tcp(t) => t.read(buf, max),
+            Self::Tcp(_) => "tcp",
+            Self::Tls(_) => "tls",
+            Self::Ws(_) => "ws",
+            Self::Wss(_) => "wss",
         }
     }
 
-    /// Writes a prefix of `data` and returns its length. `WouldBlock` means no byte could be
-    /// written now; interrupted writes are retried.
+    pub fn read(&mut self, buf: &mut Vec<u8>, max: usize) -> io::Result<ReadOutcome> {
+        with_top!(self, t => t.read(buf, max))
+    }
+
     pub fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        match self {
-            Self::Tcp(t) => t.write(data),
-        }
+        with_top!(self, t => t.write(data))
+    }
+
+    pub fn wants_write(&self) -> bool {
+        with_top!(self, t => t.wants_write())
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        with_top!(self, t => t.flush())
+    }
+
+    pub fn close(&mut self) {
+        with_top!(self, t => t.close())
+    }
+
+    pub fn peer_certificate(&self) -> Option<&[u8]> {
+        with_top!(self, t => t.peer_certificate())
     }
 }
 
@@ -66,9 +135,7 @@ impl Source for Transport {
         token: Token,
         interest: Interest,
     ) -> io::Result<()> {
-        match self {
-            Self::Tcp(t) => t.register(registry, token, interest),
-        }
+        with_top!(self, t => t.register(registry, token, interest))
     }
 
     fn reregister(
@@ -77,14 +144,10 @@ impl Source for Transport {
         token: Token,
         interest: Interest,
     ) -> io::Result<()> {
-        match self {
-            Self::Tcp(t) => t.reregister(registry, token, interest),
-        }
+        with_top!(self, t => t.reregister(registry, token, interest))
     }
 
     fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        match self {
-            Self::Tcp(t) => t.deregister(registry),
-        }
+        with_top!(self, t => t.deregister(registry))
     }
 }

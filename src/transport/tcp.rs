@@ -2,7 +2,8 @@
 //!
 //! Owns a non-blocking mio stream and the read/write loops over it. It must never block,
 //! never log and never hold bytes of its own: every byte read goes straight into the caller's
-//! buffer, so the caller's bounds are the only buffering.
+//! buffer, so the caller's bounds are the only buffering. The TLS layer reads and writes it
+//! through `io::Read`/`io::Write`.
 
 use std::io::{self, Read, Write};
 
@@ -10,7 +11,7 @@ use mio::event::Source;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use super::{ReadOutcome, READ_CHUNK};
+use super::{Layer, ReadOutcome, READ_CHUNK};
 
 #[derive(Debug)]
 pub struct TcpTransport {
@@ -61,6 +62,47 @@ impl TcpTransport {
                 other => return other,
             }
         }
+    }
+}
+
+// Interrupted calls are retried here so no layer above has to care about signals.
+impl Read for TcpTransport {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.stream.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => return other,
+            }
+        }
+    }
+}
+
+impl Write for TcpTransport {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        Self::write(self, data)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Layer for TcpTransport {
+    fn read(&mut self, buf: &mut Vec<u8>, max: usize) -> io::Result<ReadOutcome> {
+        Self::read(self, buf, max)
+    }
+
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        Self::write(self, data)
+    }
+
+    // TCP keeps no bytes of its own: whatever the kernel did not take stays with the caller.
+    fn wants_write(&self) -> bool {
+        false
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 

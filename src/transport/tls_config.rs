@@ -1,0 +1,378 @@
+//! Building a listener's rustls `ServerConfig` from its [`TlsConfig`]: certificate chain,
+//! key, client-certificate roots, versions, cipher suites and ALPN.
+//!
+//! Runs at start-up and on reload, never on the data path. It reads the certificate files
+//! the configuration names and nothing else, and must never log: every failure comes back as
+//! an error whose text names the file or the setting at fault.
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::crypto::{ring, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{CipherSuite, RootCertStore, ServerConfig, SupportedCipherSuite};
+
+use crate::config::{TlsConfig, TlsVersion};
+
+/// ALPN name of MQTT (IANA registry). Clients that send no ALPN are served as well.
+const ALPN_MQTT: &[u8] = b"mqtt";
+/// Browsers offer `http/1.1` (and `h2`) when opening a secure WebSocket; a WebSocket
+/// listener must agree to it or rustls refuses the handshake.
+const ALPN_HTTP11: &[u8] = b"http/1.1";
+
+/// Suite names accepted in `ciphers` (OpenSSL names, as mosquitto takes them) and
+/// `ciphers_tls13` (IANA names), for the suites the ring provider implements. The IANA names
+/// of the TLS 1.2 suites are accepted too, so either spelling works.
+const SUITE_NAMES: &[(&str, CipherSuite)] = &[
+    (
+        "TLS_AES_128_GCM_SHA256",
+        CipherSuite::TLS13_AES_128_GCM_SHA256,
+    ),
+    (
+        "TLS_AES_256_GCM_SHA384",
+        CipherSuite::TLS13_AES_256_GCM_SHA384,
+    ),
+    (
+        "TLS_CHACHA20_POLY1305_SHA256",
+        CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+    ),
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    ),
+    (
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    ),
+    (
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    ),
+    (
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    ),
+    (
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    ),
+    (
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    ),
+    (
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    ),
+    (
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    ),
+    (
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    ),
+    (
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    ),
+    (
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    ),
+    (
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+        CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    ),
+];
+
+/// Which of the two suite lists a name belongs to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Tls12,
+    Tls13,
+}
+
+fn family(suite: &SupportedCipherSuite) -> Family {
+    match suite {
+        SupportedCipherSuite::Tls13(_) => Family::Tls13,
+        SupportedCipherSuite::Tls12(_) => Family::Tls12,
+    }
+}
+
+fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message)
+}
+
+/// Builds the server configuration of a TLS listener. `websockets` selects the ALPN names a
+/// browser needs. Every failure names the file or setting at fault.
+pub fn server_config(tls: &TlsConfig, websockets: bool) -> io::Result<Arc<ServerConfig>> {
+    let provider = Arc::new(provider(tls)?);
+    let versions: &[&rustls::SupportedProtocolVersion] = match tls.tls_version {
+        Some(TlsVersion::Tls13) => &[&rustls::version::TLS13],
+        Some(TlsVersion::Tls12) | None => &[&rustls::version::TLS12, &rustls::version::TLS13],
+    };
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(versions)
+        .map_err(|e| invalid(format!("TLS settings rejected: {e}")))?;
+    let roots = client_roots(tls)?;
+    let builder = match roots {
+        None => {
+            if tls.require_certificate {
+                return Err(invalid(
+                    "require_certificate needs cafile or capath".to_owned(),
+                ));
+            }
+            if tls.use_identity_as_username || tls.use_subject_as_username {
+                return Err(invalid(
+                    "use_identity_as_username/use_subject_as_username need cafile or capath"
+                        .to_owned(),
+                ));
+            }
+            builder.with_no_client_auth()
+        }
+        Some(roots) => {
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider));
+            // A listener that takes user names from certificates admits no client without
+            // one, as mosquitto refuses such clients.
+            let identity = tls.use_identity_as_username || tls.use_subject_as_username;
+            let verifier = if tls.require_certificate || identity {
+                verifier
+            } else {
+                verifier.allow_unauthenticated()
+            };
+            let verifier = verifier
+                .build()
+                .map_err(|e| invalid(format!("client certificate roots rejected: {e}")))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let chain = certificates(&tls.certfile)?;
+    let key = PrivateKeyDer::from_pem_file(&tls.keyfile).map_err(|e| {
+        invalid(format!(
+            "{}: cannot read a private key: {e}",
+            tls.keyfile.display()
+        ))
+    })?;
+    let mut config = builder.with_single_cert(chain, key).map_err(|e| {
+        invalid(format!(
+            "{} / {}: certificate and key rejected: {e}",
+            tls.certfile.display(),
+            tls.keyfile.display()
+        ))
+    })?;
+    config.alpn_protocols = if websockets {
+        vec![ALPN_HTTP11.to_vec()]
+    } else {
+        vec![ALPN_MQTT.to_vec()]
+    };
+    Ok(Arc::new(config))
+}
+
+/// The ring provider restricted to the configured suites. A list that is not given keeps
+/// every suite of its TLS version.
+fn provider(tls: &TlsConfig) -> io::Result<CryptoProvider> {
+    let mut provider = ring::default_provider();
+    let mut keep: Vec<SupportedCipherSuite> = Vec::new();
+    for (wanted, list, setting) in [
+        (Family::Tls12, tls.ciphers.as_deref(), "ciphers"),
+        (Family::Tls13, tls.ciphers_tls13.as_deref(), "ciphers_tls13"),
+    ] {
+        let all = provider
+            .cipher_suites
+            .iter()
+            .filter(|s| family(s) == wanted);
+        let Some(list) = list else {
+            keep.extend(all);
+            continue;
+        };
+        for name in list
+            .split([':', ',', ' '])
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        {
+            let suite = SUITE_NAMES
+                .iter()
+                .find(|(known, _)| known.eq_ignore_ascii_case(name))
+                .and_then(|(_, id)| {
+                    provider
+                        .cipher_suites
+                        .iter()
+                        .find(|s| s.suite() == *id && family(s) == wanted)
+                })
+                .ok_or_else(|| invalid(format!("{setting}: unknown cipher suite \"{name}\"")))?;
+            if !keep.contains(suite) {
+                keep.push(*suite);
+            }
+        }
+    }
+    provider.cipher_suites = keep;
+    Ok(provider)
+}
+
+/// The certificates of a PEM file; an empty file is an error.
+fn certificates(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
+    let bad = |e: rustls::pki_types::pem::Error| {
+        invalid(format!("{}: cannot read certificates: {e}", path.display()))
+    };
+    let chain = CertificateDer::pem_file_iter(path)
+        .map_err(bad)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(bad)?;
+    if chain.is_empty() {
+        return Err(invalid(format!("{}: no certificate found", path.display())));
+    }
+    Ok(chain)
+}
+
+/// The CA certificates client certificates must chain to, from `cafile` and `capath`;
+/// `None` when neither is set.
+fn client_roots(tls: &TlsConfig) -> io::Result<Option<RootCertStore>> {
+    if tls.cafile.is_none() && tls.capath.is_none() {
+        return Ok(None);
+    }
+    let mut roots = RootCertStore::empty();
+    if let Some(cafile) = &tls.cafile {
+        for cert in certificates(cafile)? {
+            roots
+                .add(cert)
+                .map_err(|e| invalid(format!("{}: bad CA certificate: {e}", cafile.display())))?;
+        }
+    }
+    if let Some(capath) = &tls.capath {
+        let entries = capath
+            .read_dir()
+            .map_err(|e| invalid(format!("{}: cannot list: {e}", capath.display())))?;
+        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        // Sorted, so the same directory always gives the same store.
+        paths.sort();
+        for path in paths.iter().filter(|p| p.is_file()) {
+            // A CA directory often holds other files (hash links' targets, READMEs, CRLs):
+            // only what parses as certificates counts, as OpenSSL looks only at what it needs.
+            let Ok(certs) = certificates(path) else {
+                continue;
+            };
+            roots.add_parsable_certificates(certs);
+        }
+    }
+    if roots.is_empty() {
+        let file = tls.cafile.as_ref().or(tls.capath.as_ref());
+        let name = file.map(|p| p.display().to_string()).unwrap_or_default();
+        return Err(invalid(format!("{name}: no usable CA certificate")));
+    }
+    Ok(Some(roots))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn testdata(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src/transport/testdata")
+            .join(name)
+    }
+
+    pub(crate) fn plain() -> TlsConfig {
+        TlsConfig {
+            certfile: testdata("server.pem"),
+            keyfile: testdata("server.key"),
+            cafile: None,
+            capath: None,
+            require_certificate: false,
+            use_identity_as_username: false,
+            use_subject_as_username: false,
+            tls_version: None,
+            ciphers: None,
+            ciphers_tls13: None,
+        }
+    }
+
+    fn err(tls: &TlsConfig) -> String {
+        match server_config(tls, false) {
+            Ok(_) => panic!("accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn builds_from_pem_files() {
+        let config = server_config(&plain(), false).unwrap();
+        assert_eq!(config.alpn_protocols, vec![b"mqtt".to_vec()]);
+        let ws = server_config(&plain(), true).unwrap();
+        assert_eq!(ws.alpn_protocols, vec![b"http/1.1".to_vec()]);
+    }
+
+    #[test]
+    fn missing_files_are_named() {
+        let mut tls = plain();
+        tls.certfile = testdata("nope.pem");
+        assert!(err(&tls).contains("nope.pem"), "{}", err(&tls));
+        let mut tls = plain();
+        tls.keyfile = testdata("nope.key");
+        assert!(err(&tls).contains("nope.key"), "{}", err(&tls));
+        let mut tls = plain();
+        // A certificate file holds no key.
+        tls.keyfile = testdata("server.pem");
+        assert!(err(&tls).contains("server.pem"), "{}", err(&tls));
+        let mut tls = plain();
+        tls.cafile = Some(testdata("server.key"));
+        assert!(err(&tls).contains("server.key"), "{}", err(&tls));
+    }
+
+    #[test]
+    fn mismatched_key_is_refused() {
+        let mut tls = plain();
+        tls.keyfile = testdata("client.key");
+        assert!(err(&tls).contains("rejected"), "{}", err(&tls));
+    }
+
+    #[test]
+    fn cipher_names_map_to_suites() {
+        let mut tls = plain();
+        tls.ciphers = Some("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384".into());
+        tls.ciphers_tls13 = Some("TLS_AES_256_GCM_SHA384".into());
+        let p = provider(&tls).unwrap();
+        let ids: Vec<_> = p.cipher_suites.iter().map(|s| s.suite()).collect();
+        assert_eq!(
+            ids,
+            vec![
+                CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+                CipherSuite::TLS13_AES_256_GCM_SHA384,
+            ]
+        );
+        assert!(server_config(&tls, false).is_ok());
+    }
+
+    #[test]
+    fn unknown_cipher_is_named() {
+        let mut tls = plain();
+        tls.ciphers = Some("ECDHE-ECDSA-AES128-GCM-SHA256:RC4-MD5".into());
+        assert!(err(&tls).contains("\"RC4-MD5\""), "{}", err(&tls));
+        let mut tls = plain();
+        // A TLS 1.2 name in the TLS 1.3 list is not a TLS 1.3 suite.
+        tls.ciphers_tls13 = Some("ECDHE-ECDSA-AES128-GCM-SHA256".into());
+        assert!(err(&tls).contains("ciphers_tls13"), "{}", err(&tls));
+    }
+
+    #[test]
+    fn client_auth_settings() {
+        let mut tls = plain();
+        tls.require_certificate = true;
+        assert!(err(&tls).contains("cafile"));
+        tls.cafile = Some(testdata("ca.pem"));
+        assert!(server_config(&tls, false).is_ok());
+        tls.cafile = None;
+        tls.capath = Some(testdata(""));
+        assert!(server_config(&tls, false).is_ok());
+        let mut tls = plain();
+        tls.use_identity_as_username = true;
+        assert!(err(&tls).contains("cafile"));
+    }
+}

@@ -182,9 +182,15 @@ impl Engine {
         }
         let present = session_present && !c.clean_start;
         let listener = self.conns.get(&conn).map_or(0, |c| c.listener.0);
+        let user = self.sessions[key]
+            .link
+            .as_ref()
+            .and_then(|l| l.username.as_deref())
+            .map(|u| format!(", user {u:?}"))
+            .unwrap_or_default();
         log::info!(
             "{conn} ({peer}): client {client_id} connected on listener {listener} ({}, keep \
-             alive {keep_alive}, session {})",
+             alive {keep_alive}, session {}{user})",
             version_name(version),
             if present { "resumed" } else { "new" }
         );

@@ -378,6 +378,8 @@ impl Engine {
                         .get(&conn)
                         .is_some_and(|c| c.state == ConnState::AwaitConnect)
                     {
+                        let secs = CONNECT_TIMEOUT_MS / 1000;
+                        log::info!("{conn} ({}): no CONNECT within {secs} s", self.peer(conn));
                         self.close(conn, "no CONNECT in time", None);
                     }
                 }

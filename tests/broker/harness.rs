@@ -169,6 +169,23 @@ impl Broker {
         self.addr
     }
 
+    /// The ports of the first `n` listeners on 127.0.0.1, in configuration order.
+    pub(crate) fn ports(&self, n: usize) -> Vec<u16> {
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            let ports: Vec<u16> = self.log().lines().filter_map(listening_port).collect();
+            if ports.len() >= n {
+                return ports[..n].to_vec();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "fewer than {n} listeners; log:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends a signal (`TERM`, `INT`, `HUP`) to the spawned broker.
     pub(crate) fn signal(&self, name: &str) {
         let pid = self.child.as_ref().expect("a spawned broker").id();
@@ -492,7 +509,7 @@ impl RawClient {
 
 /// Total length of the packet at the start of `buf`, once the fixed header is
 /// complete. A malformed length (5+ bytes) is reported as "needs everything".
-fn packet_len(buf: &[u8]) -> Option<usize> {
+pub(crate) fn packet_len(buf: &[u8]) -> Option<usize> {
     let mut value = 0usize;
     for i in 0..4 {
         let byte = *buf.get(1 + i)?;

@@ -13,4 +13,5 @@ mod retain;
 mod session;
 mod shutdown;
 mod subscribe;
+mod transport;
 mod will;

@@ -12,6 +12,7 @@ use culex::config::{self, Config};
 use culex::engine::Engine;
 use culex::reactor::Reactor;
 use culex::rng::Rng;
+use culex::transport::tls_config;
 
 /// Exit status for a usage or configuration error.
 const EXIT_USAGE: u8 = 1;
@@ -43,6 +44,16 @@ fn main() -> ExitCode {
         log::warn!("{warning}");
     }
     if options.test_config {
+        // The certificate files are part of what start-up needs: check them too.
+        for listener in &config.listeners {
+            let websockets = listener.protocol == config::ListenerProtocol::WebSockets;
+            if let Some(tls) = &listener.tls {
+                if let Err(e) = tls_config::server_config(tls, websockets) {
+                    eprintln!("listener {}: {e}", listener.port);
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            }
+        }
         println!("configuration OK");
         return ExitCode::SUCCESS;
     }

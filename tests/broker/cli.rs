@@ -112,3 +112,30 @@ fn port_flag_without_config_listens_on_loopback() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn certificate_problems_stop_the_check_and_the_start() {
+    let testdata = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/transport/testdata");
+    let text = |cert: &str| {
+        format!(
+            "listener 0 127.0.0.1\ncertfile {}\nkeyfile {}\nallow_anonymous true\n",
+            testdata.join(cert).display(),
+            testdata.join("server.key").display()
+        )
+    };
+    let good = config_file("tlsgood", &text("server.pem"));
+    assert_eq!(culex(&["-t", "-c", &good]).status.code(), Some(0));
+    let missing = config_file("tlsmissing", &text("missing.pem"));
+    let o = culex(&["-t", "-c", &missing]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("missing.pem"), "{}", stderr(&o));
+    // A certificate that does not match the key: start-up fails, naming both files.
+    let mismatch = config_file("tlsmismatch", &text("client.pem"));
+    let o = culex(&["-c", &mismatch]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("client.pem") && stderr(&o).contains("server.key"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -402,6 +402,7 @@ fn duration(key: &str, value: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ListenerProtocol;
 
     fn ok(text: &str) -> Config {
         parse(text, "t.conf").unwrap_or_else(|e| panic!("{text:?}: {e}"))
@@ -477,7 +478,7 @@ mod tests {
         assert!(tls.require_certificate && tls.use_identity_as_username);
         assert_eq!(
             config.listeners[1].protocol,
-            super::super::ListenerProtocol::WebSockets
+            ListenerProtocol::WebSockets
         );
         assert_eq!(config.listeners[1].tls, None);
         assert_eq!(config.listeners[1].mount_point.as_deref(), Some("site1/"));
@@ -863,7 +864,11 @@ mod tests {
     #[test]
     fn example_configuration_parses() {
         let config = ok(include_str!("../../conf/culex.conf"));
-        assert_eq!(config.listeners, vec![ListenerConfig::local(1883)]);
+        let ws = ListenerConfig {
+            protocol: ListenerProtocol::WebSockets,
+            ..ListenerConfig::local(8083)
+        };
+        assert_eq!(config.listeners, vec![ListenerConfig::local(1883), ws]);
         assert!(!config.implicit_listener);
         assert!(config.limits.allow_anonymous);
         assert!(config.warnings.is_empty(), "{:?}", config.warnings);
@@ -874,16 +879,49 @@ mod tests {
         assert_eq!(config.limits, defaults);
     }
 
-    /// Every commented-out option line of the example is valid when uncommented.
+    #[test]
+    fn tls_example_configuration_parses() {
+        let config = ok(include_str!("../../conf/culex-tls.conf"));
+        let kinds: Vec<_> = config
+            .listeners
+            .iter()
+            .map(|l| (l.port, l.protocol, l.tls.is_some()))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (1883, ListenerProtocol::Mqtt, false),
+                (8883, ListenerProtocol::Mqtt, true),
+                (8084, ListenerProtocol::WebSockets, true),
+                (8885, ListenerProtocol::Mqtt, true),
+            ]
+        );
+        let mutual = config.listeners[3].tls.as_ref().expect("tls");
+        assert!(mutual.require_certificate && mutual.use_identity_as_username);
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    }
+
+    /// Every commented-out option line of the examples is valid when uncommented. A TLS
+    /// option is tried in a listener that has the certificates it needs.
     #[test]
     fn example_configuration_options_are_valid_when_uncommented() {
-        let text = include_str!("../../conf/culex.conf");
-        for line in text.lines().filter_map(|l| l.strip_prefix("#")) {
-            let Some(first) = line.split_whitespace().next() else {
-                continue;
-            };
-            if options::lookup(first).is_some() && !line.starts_with(' ') {
-                let parsed = parse(line, "culex.conf");
+        for text in [
+            include_str!("../../conf/culex.conf"),
+            include_str!("../../conf/culex-tls.conf"),
+        ] {
+            for line in text.lines().filter_map(|l| l.strip_prefix("#")) {
+                let Some(first) = line.split_whitespace().next() else {
+                    continue;
+                };
+                if options::lookup(first).is_none() || line.starts_with(' ') {
+                    continue;
+                }
+                let text = if tls::OPTIONS.contains(&first) {
+                    format!("listener 1\ncertfile c\nkeyfile k\ncafile a\n{line}\n")
+                } else {
+                    format!("{line}\n")
+                };
+                let parsed = parse(&text, "culex.conf");
                 assert!(parsed.is_ok(), "{line:?}: {parsed:?}");
             }
         }

@@ -193,3 +193,7 @@ impl Source for TlsTransport<TcpTransport> {
         self.sock.deregister(registry)
     }
 }
+
+#[cfg(test)]
+#[path = "tests/tls.rs"]
+mod tests;

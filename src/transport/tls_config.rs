@@ -268,7 +268,7 @@ fn client_roots(tls: &TlsConfig) -> io::Result<Option<RootCertStore>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::path::PathBuf;
 
@@ -306,6 +306,24 @@ mod tests {
         assert_eq!(config.alpn_protocols, vec![b"mqtt".to_vec()]);
         let ws = server_config(&plain(), true).unwrap();
         assert_eq!(ws.alpn_protocols, vec![b"http/1.1".to_vec()]);
+    }
+
+    #[test]
+    fn keys_in_pkcs8_sec1_and_pkcs1_form_and_chains() {
+        // The same EC key in SEC1 form ("BEGIN EC PRIVATE KEY").
+        let mut tls = plain();
+        tls.keyfile = testdata("server-sec1.key");
+        assert!(server_config(&tls, false).is_ok());
+        // An RSA certificate with a PKCS#1 key ("BEGIN RSA PRIVATE KEY").
+        let mut tls = plain();
+        tls.certfile = testdata("rsa.pem");
+        tls.keyfile = testdata("rsa-pkcs1.key");
+        assert!(server_config(&tls, false).is_ok());
+        // A chain: the server certificate followed by its CA.
+        let mut tls = plain();
+        tls.certfile = testdata("chain.pem");
+        assert_eq!(certificates(&tls.certfile).unwrap().len(), 2);
+        assert!(server_config(&tls, false).is_ok());
     }
 
     #[test]

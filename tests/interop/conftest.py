@@ -21,6 +21,9 @@ import pytest
 
 from interop_util import Peer, unique_topic
 
+# Fixtures of the multi-listener brokers (TLS, WebSockets), for every module.
+pytest_plugins = ["transport_broker"]
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BROKER_KIND = os.environ.get("INTEROP_BROKER", "culex").strip().lower() or "culex"
 STARTUP_TIMEOUT = 10.0

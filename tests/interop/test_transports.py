@@ -18,14 +18,8 @@ import threading
 
 import pytest
 
-# transport_broker is also loaded as a plugin (below): let pytest rewrite it
-# before it is first imported, as it does for plugins.
-pytest.register_assert_rewrite("transport_broker")
-
-from interop_util import unique_client_id, wait_for  # noqa: E402
-from transport_broker import CLIENT_CN, Listener, TransportBroker, TransportPeer  # noqa: E402
-
-pytest_plugins = ["transport_broker"]
+from interop_util import unique_client_id, wait_for
+from transport_broker import CLIENT_CN, Listener, TransportBroker, TransportPeer
 
 TIMEOUT = 10
 LARGE_PAYLOAD = 200 * 1024

@@ -1,5 +1,6 @@
-//! Reading a configuration file and the `*.conf` files of its `include_dir` directories: the
-//! only file-system access of the configuration.
+//! Reading a configuration file, the `*.conf` files of its `include_dir` directories and the
+//! predefined-topics files of its MQTT-SN listeners: the only file-system access of the
+//! configuration.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,8 @@ use super::{Config, ConfigError};
 /// Reads and parses the configuration file at `path`. The files of each `include_dir` are
 /// parsed after it, directory by directory, each directory's `*.conf` files in byte order of
 /// their names, as if appended to the main file. Only the main file may use `include_dir`.
+/// Predefined-topics files are read last, relative to the current directory like
+/// `include_dir`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
     let mut parser = Parser::new();
@@ -36,7 +39,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             }
         }
     }
-    parser.finish()
+    parser.finish_reading(&mut |name: &str| fs::read_to_string(name).map_err(|e| e.to_string()))
 }
 
 fn read(path: &Path, name: &str) -> Result<String, ConfigError> {
@@ -190,6 +193,65 @@ mod tests {
             dir.display()
         );
         assert_eq!(e, expected);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn predefined_topics_files() {
+        let dir = scratch("topics");
+        let main = dir.join("culex.conf");
+        let topics = dir.join("topics");
+        write(
+            &main,
+            &format!(
+                "listener 1884\nprotocol mqttsn\n\npredefined_topics {}\n",
+                topics.display()
+            ),
+        );
+        let load_err = || load(&main).err().map(|e| e.to_string()).unwrap_or_default();
+
+        write(
+            &topics,
+            "# id topic\n2 sensors/humidity\n\n1 sensors/temperature\n",
+        );
+        let config = load(&main).unwrap_or_else(|e| panic!("{e}"));
+        let sn = config.listeners[0].mqttsn.clone().unwrap_or_default();
+        let expected = vec![
+            (1, "sensors/temperature".to_owned()),
+            (2, "sensors/humidity".to_owned()),
+        ];
+        assert_eq!(sn.predefined_topics, expected);
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+
+        let bad = [
+            (
+                "1 a\nx b\n",
+                2,
+                "expected a topic id from 1 to 65534, got \"x\"",
+            ),
+            ("1 a\n\n1 b\n", 3, "topic id 1 is already defined at line 1"),
+            (
+                "5 a/+\n",
+                1,
+                "topic id 5: \"a/+\" must not contain the wildcards + or #",
+            ),
+        ];
+        for (text, line, message) in bad {
+            write(&topics, text);
+            assert_eq!(
+                load_err(),
+                format!("{}:{line}: {message}", topics.display())
+            );
+        }
+
+        fs::remove_file(&topics).unwrap_or_else(|e| panic!("{e}"));
+        let prefix = format!(
+            "{}:4: predefined_topics: cannot read {}: ",
+            main.display(),
+            topics.display()
+        );
+        let e = load_err();
+        assert!(e.starts_with(&prefix), "{e}");
         let _ = fs::remove_dir_all(&dir);
     }
 }

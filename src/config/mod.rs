@@ -1,10 +1,12 @@
 //! The broker configuration: what a mosquitto.conf-style file (or its absence) and the `-p`
-//! command-line ports produce. Parsing is in `parse` (pure), file access in `load`, and the
-//! option table in `options`.
+//! command-line ports produce. Parsing is in `parse` (pure), file access in `load`, the
+//! option table in `options`, and the MQTT-SN listener options in `mqttsn` and `predefined`.
 
 pub mod load;
+mod mqttsn;
 pub mod options;
 pub mod parse;
+pub mod predefined;
 mod tls;
 
 use std::fmt;
@@ -13,6 +15,7 @@ use std::path::PathBuf;
 use crate::engine::limits::Limits;
 
 pub use load::load;
+pub use mqttsn::{MqttSnConfig, ReadFile};
 pub use parse::{parse, Include, Parser};
 
 /// The port MQTT brokers listen on by default.
@@ -41,6 +44,9 @@ pub enum ListenerProtocol {
     Mqtt,
     /// MQTT over WebSockets (secure WebSockets when the listener has certificates).
     WebSockets,
+    /// An MQTT-SN 1.2 gateway on UDP (DTLS when the listener has certificates or a
+    /// `psk_file`); its settings are in [`ListenerConfig::mqttsn`].
+    MqttSn,
 }
 
 /// Lowest TLS version a listener accepts (`tls_version`).
@@ -85,7 +91,7 @@ pub enum SocketDomain {
 /// One socket to listen on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListenerConfig {
-    /// TCP port; 0 asks the system for any free port.
+    /// TCP port (UDP for MQTT-SN); 0 asks the system for any free port.
     pub port: u16,
     /// Address or host name to bind; `None` binds all interfaces (of `socket_domain`).
     pub bind_address: Option<String>,
@@ -98,6 +104,8 @@ pub struct ListenerConfig {
     pub tls: Option<TlsConfig>,
     /// Prefix added to every topic of the listener's clients (and removed on delivery).
     pub mount_point: Option<String>,
+    /// The gateway settings; `Some` exactly when `protocol` is [`ListenerProtocol::MqttSn`].
+    pub mqttsn: Option<MqttSnConfig>,
 }
 
 impl ListenerConfig {
@@ -111,7 +119,21 @@ impl ListenerConfig {
             socket_domain: None,
             tls: None,
             mount_point: None,
+            mqttsn: None,
         }
+    }
+
+    /// Whether the listener is a UDP socket rather than a TCP one.
+    pub fn is_datagram(&self) -> bool {
+        self.protocol == ListenerProtocol::MqttSn
+    }
+
+    /// Whether the listener speaks DTLS: an MQTT-SN listener with certificates or
+    /// pre-shared keys.
+    pub fn is_dtls(&self) -> bool {
+        self.mqttsn
+            .as_ref()
+            .is_some_and(|sn| self.tls.is_some() || sn.psk_file.is_some())
     }
 
     /// An MQTT listener on 127.0.0.1:`port`.

@@ -1,6 +1,7 @@
 //! Parsing of mosquitto.conf-style text into a [`Config`]. Pure: no files, sockets, clocks or
 //! logging; `include_dir` directories are handed back to the caller to read.
 
+use super::mqttsn::{self, ReadFile, SnDraft};
 use super::options::{self, Scope, Support};
 use super::tls::{self, TlsDraft};
 use super::{Config, ConfigError, ListenerConfig, SocketDomain, DEFAULT_PORT};
@@ -23,6 +24,8 @@ struct Declared {
     line: usize,
     /// Its TLS options, checked together by [`Parser::finish`].
     tls: TlsDraft,
+    /// Its MQTT-SN options, and where each of its options was set.
+    sn: SnDraft,
 }
 
 /// Builds a [`Config`] from one or more files parsed in turn, each continuing where the
@@ -99,21 +102,38 @@ impl Parser {
     }
 
     /// The configuration parsed so far. With no listener configured, the broker listens on
-    /// 127.0.0.1:1883.
+    /// 127.0.0.1:1883. Predefined-topics files are not read (each leaves a warning): use
+    /// [`Self::finish_reading`] for that.
     pub fn finish(self) -> Result<Config, ConfigError> {
+        self.finish_with(None)
+    }
+
+    /// Like [`Self::finish`], reading the predefined-topics files of MQTT-SN listeners with
+    /// `read`; errors in such a file name it and its line.
+    pub fn finish_reading(self, read: ReadFile<'_>) -> Result<Config, ConfigError> {
+        self.finish_with(Some(read))
+    }
+
+    fn finish_with(mut self, mut read_file: Option<ReadFile<'_>>) -> Result<Config, ConfigError> {
         let mut declared: Vec<Declared> = self.default.into_iter().chain(self.listeners).collect();
         for d in &mut declared {
             let draft = std::mem::take(&mut d.tls);
             d.listener.tls = draft
                 .finish(&d.file, d.line)
                 .map_err(|(file, line, message)| ConfigError::new(&file, line, message))?;
+            let sn = std::mem::take(&mut d.sn);
+            // A fresh reborrow per listener: the trait object's own lifetime is shortened.
+            let read: Option<ReadFile<'_>> = read_file.as_mut().map(|r| &mut **r as _);
+            d.listener.mqttsn = sn.finish(&d.listener, read, &mut self.warnings)?;
         }
         for (i, later) in declared.iter().enumerate() {
             let l = &later.listener;
+            // A UDP and a TCP socket may share a port.
             let twin = declared[..i].iter().find(|earlier| {
                 let e = &earlier.listener;
                 l.port != 0
                     && e.port == l.port
+                    && e.is_datagram() == l.is_datagram()
                     && e.bind_address == l.bind_address
                     && e.socket_domain == l.socket_domain
             });
@@ -178,8 +198,11 @@ impl Parser {
             _ if spec.scope == Scope::Listener => {
                 let value = single(key, &values)?;
                 let target = self.declared_target(file, line);
+                target.sn.note(key, file, line);
                 if tls::OPTIONS.contains(&key) {
                     target.tls.set(key, value, file, line)?;
+                } else if mqttsn::OPTIONS.contains(&key) {
+                    target.sn.set(key, value)?;
                 } else if key == "protocol" || key == "mount_point" {
                     tls::transport_option(&mut target.listener, key, value)?;
                 } else {
@@ -217,6 +240,7 @@ impl Parser {
             file: file.to_owned(),
             line,
             tls: TlsDraft::default(),
+            sn: SnDraft::default(),
         });
         self.in_listener = true;
         Ok(())
@@ -237,6 +261,7 @@ impl Parser {
             file: file.to_owned(),
             line,
             tls: TlsDraft::default(),
+            sn: SnDraft::default(),
         })
     }
 
@@ -404,6 +429,11 @@ mod tests {
     use super::*;
     use crate::config::ListenerProtocol;
 
+    /// What an MQTT-SN option needs around it: the protocol, a multicast group (for the other
+    /// multicast options) and both PSK options (each requires the other).
+    const SN_CONTEXT: &str = "protocol mqttsn\nmulticast_group 225.1.1.1:1883\n\
+                              psk_hint h\npsk_file f\n";
+
     fn ok(text: &str) -> Config {
         parse(text, "t.conf").unwrap_or_else(|e| panic!("{text:?}: {e}"))
     }
@@ -451,6 +481,8 @@ mod tests {
             if tls::OPTIONS.contains(&spec.name) {
                 // TLS options only make sense on a listener with a certificate.
                 line = format!("certfile s.crt\nkeyfile s.key\n{line}");
+            } else if mqttsn::OPTIONS.contains(&spec.name) {
+                line = format!("{SN_CONTEXT}{line}");
             }
             let mut parser = Parser::new();
             let parsed = parser
@@ -476,10 +508,7 @@ mod tests {
             .as_ref()
             .expect("TLS on the first listener");
         assert!(tls.require_certificate && tls.use_identity_as_username);
-        assert_eq!(
-            config.listeners[1].protocol,
-            ListenerProtocol::WebSockets
-        );
+        assert_eq!(config.listeners[1].protocol, ListenerProtocol::WebSockets);
         assert_eq!(config.listeners[1].tls, None);
         assert_eq!(config.listeners[1].mount_point.as_deref(), Some("site1/"));
     }
@@ -685,7 +714,7 @@ mod tests {
             ),
             (
                 "protocol http",
-                "protocol: expected mqtt or websockets, got \"http\"",
+                "protocol: expected mqtt, websockets or mqttsn, got \"http\"",
             ),
             (
                 "max_connections -2",
@@ -918,6 +947,8 @@ mod tests {
                 }
                 let text = if tls::OPTIONS.contains(&first) {
                     format!("listener 1\ncertfile c\nkeyfile k\ncafile a\n{line}\n")
+                } else if mqttsn::OPTIONS.contains(&first) {
+                    format!("listener 1\n{SN_CONTEXT}{line}\n")
                 } else {
                     format!("{line}\n")
                 };

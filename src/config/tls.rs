@@ -1,6 +1,6 @@
-//! The TLS and WebSocket options of a listener: collected line by line while a listener
-//! block is parsed, then checked together when the configuration is complete, because
-//! mosquitto lets them come in any order. Pure: no files are read here.
+//! The TLS and WebSocket options of a listener, and its `protocol`: collected line by line
+//! while a listener block is parsed, then checked together when the configuration is
+//! complete, because mosquitto lets them come in any order. Pure: no files are read here.
 
 use std::path::PathBuf;
 
@@ -170,9 +170,10 @@ pub(super) fn transport_option(
             target.protocol = match value {
                 "mqtt" => ListenerProtocol::Mqtt,
                 "websockets" => ListenerProtocol::WebSockets,
+                "mqttsn" => ListenerProtocol::MqttSn,
                 _ => {
                     return Err(format!(
-                        "protocol: expected mqtt or websockets, got \"{value}\""
+                        "protocol: expected mqtt, websockets or mqttsn, got \"{value}\""
                     ))
                 }
             };
@@ -301,6 +302,8 @@ mod tests {
         let mut l = ListenerConfig::new(8083, None);
         transport_option(&mut l, "protocol", "websockets").expect("websockets");
         assert_eq!(l.protocol, ListenerProtocol::WebSockets);
+        transport_option(&mut l, "protocol", "mqttsn").expect("mqttsn");
+        assert_eq!(l.protocol, ListenerProtocol::MqttSn);
         transport_option(&mut l, "mount_point", "site1/").expect("mount");
         assert_eq!(l.mount_point.as_deref(), Some("site1/"));
         assert!(transport_option(&mut l, "mount_point", "a/#").is_err());

@@ -4,6 +4,7 @@ pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod engine;
+pub mod gateway;
 pub mod reactor;
 pub mod rng;
 pub mod transport;

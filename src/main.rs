@@ -47,6 +47,9 @@ fn main() -> ExitCode {
         // The certificate files are part of what start-up needs: check them too.
         for listener in &config.listeners {
             let websockets = listener.protocol == config::ListenerProtocol::WebSockets;
+            if listener.is_datagram() {
+                continue;
+            }
             if let Some(tls) = &listener.tls {
                 if let Err(e) = tls_config::server_config(tls, websockets) {
                     eprintln!("listener {}: {e}", listener.port);
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
             .map(|l| l.mount_point.clone())
             .collect(),
     );
+    engine.set_gateway_listeners(config.listeners.iter().map(|l| l.is_datagram()).collect());
     let mut reactor = match Reactor::new(config, options.config.clone(), engine, Clock::system()) {
         Ok(reactor) => reactor,
         Err(e) => {

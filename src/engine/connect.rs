@@ -58,7 +58,9 @@ impl Engine {
         let mut keep_alive = c.keep_alive;
         let mut server_keep_alive = None;
         let max_ka = self.limits.max_keepalive;
-        if v5 && (keep_alive > max_ka || (keep_alive == 0 && max_ka < u16::MAX)) {
+        let listener_index = self.conns.get(&conn).map_or(0, |c| c.listener.0 as usize);
+        let gateway = self.is_gateway_listener(listener_index);
+        if v5 && !gateway && (keep_alive > max_ka || (keep_alive == 0 && max_ka < u16::MAX)) {
             keep_alive = max_ka;
             server_keep_alive = Some(max_ka);
         }

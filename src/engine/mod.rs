@@ -113,6 +113,9 @@ pub struct Engine {
     match_buf: Vec<Match>,
     /// `mount_point` of each listener, by listener index.
     mount_points: Vec<Option<Rc<str>>>,
+    /// Listeners whose clients' liveness is watched by a gateway in front of the engine
+    /// (MQTT-SN): the engine imposes no keep alive of its own on them.
+    gateway_listeners: Vec<bool>,
 }
 
 impl Engine {
@@ -135,6 +138,7 @@ impl Engine {
             shutting_down: false,
             match_buf: Vec::new(),
             mount_points: Vec::new(),
+            gateway_listeners: Vec::new(),
         };
         engine.sys_start();
         engine
@@ -194,6 +198,18 @@ impl Engine {
     /// from now on.
     pub fn set_mount_points(&mut self, mount_points: Vec<Option<String>>) {
         self.mount_points = mount_points.into_iter().map(|m| m.map(Rc::from)).collect();
+    }
+
+    /// Marks the listeners served through a gateway (by index, as in the configuration).
+    pub fn set_gateway_listeners(&mut self, gateway: Vec<bool>) {
+        self.gateway_listeners = gateway;
+    }
+
+    fn is_gateway_listener(&self, listener: usize) -> bool {
+        self.gateway_listeners
+            .get(listener)
+            .copied()
+            .unwrap_or(false)
     }
 
     pub fn limits(&self) -> &Limits {

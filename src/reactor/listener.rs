@@ -149,6 +149,9 @@ pub(super) fn bind_all(
 ) -> io::Result<Vec<Listener>> {
     let mut listeners = Vec::with_capacity(configs.len());
     for (index, config) in configs.iter().enumerate() {
+        if config.is_datagram() {
+            continue;
+        }
         let addr = resolve(config)?;
         let stack = Stack::new(config)
             .map_err(|e| io::Error::new(e.kind(), format!("listener {}: {e}", config.port)))?;
@@ -164,7 +167,8 @@ pub(super) fn bind_all(
         let mut socket =
             bound.map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         let local = socket.local_addr()?;
-        registry.register(&mut socket, Token(first_token + index), Interest::READABLE)?;
+        let token = Token(first_token + listeners.len());
+        registry.register(&mut socket, token, Interest::READABLE)?;
         log::info!("listening on {local} ({})", stack.name());
         let id = ListenerId(u32::try_from(index).unwrap_or(u32::MAX));
         listeners.push(Listener {
@@ -182,7 +186,7 @@ pub(super) fn bind_all(
 /// family. With neither set, `[::]` in dual-stack mode takes IPv4 and IPv6 clients on one
 /// socket, as mosquitto listens on both. A host name binds its first address of the family,
 /// so one configured listener is always exactly one socket and one `listening on` line.
-fn resolve(config: &ListenerConfig) -> io::Result<SocketAddr> {
+pub(super) fn resolve(config: &ListenerConfig) -> io::Result<SocketAddr> {
     let family_ok = |addr: &SocketAddr| match config.socket_domain {
         None => true,
         Some(SocketDomain::Ipv4) => addr.is_ipv4(),

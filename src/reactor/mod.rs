@@ -28,6 +28,7 @@ mod conn;
 mod flush;
 mod listener;
 mod signal;
+mod udp;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -46,6 +47,7 @@ use crate::engine::Engine;
 use conn::Conn;
 use listener::Listener;
 use signal::AfterSignals;
+use udp::{SnListener, TOKENS_PER_SN_LISTENER};
 
 /// Longest wait in the poller, so signals and the shutdown grace are looked at regularly.
 const MAX_WAIT_MS: u64 = 1_000;
@@ -66,6 +68,13 @@ pub struct Reactor {
     poll: Poll,
     signals: Signals,
     listeners: Vec<Listener>,
+    /// MQTT-SN listeners; their tokens start at `sn_base`, two each.
+    sn: Vec<SnListener>,
+    sn_base: usize,
+    /// MQTT-SN sockets with datagrams left unread by the previous turn.
+    sn_read_queue: Vec<(usize, bool)>,
+    /// The one receive buffer of every UDP socket.
+    udp_buf: Vec<u8>,
     /// Connection tokens are `conn_base + slab key`, above every listener token.
     conn_base: usize,
     conns: Slab<Conn>,
@@ -110,8 +119,20 @@ impl Reactor {
         let listeners =
             listener::bind_all(&config.listeners, poll.registry(), FIRST_LISTENER_TOKEN)?;
         let now = clock.now();
+        let sn_base = FIRST_LISTENER_TOKEN + listeners.len();
+        let mut sn = Vec::new();
+        for (index, l) in config.listeners.iter().enumerate() {
+            if let Some(sn_config) = &l.mqttsn {
+                let token = sn_base + sn.len() * TOKENS_PER_SN_LISTENER;
+                sn.push(udp::bind(l, sn_config, index, poll.registry(), token, now)?);
+            }
+        }
         Ok(Self {
-            conn_base: FIRST_LISTENER_TOKEN + listeners.len(),
+            conn_base: sn_base + sn.len() * TOKENS_PER_SN_LISTENER,
+            sn_base,
+            sn,
+            sn_read_queue: Vec::new(),
+            udp_buf: Vec::new(),
             poll,
             signals,
             listeners,
@@ -155,6 +176,7 @@ impl Reactor {
             if self.engine.next_deadline().is_some_and(|d| d <= self.now) {
                 self.feed(Input::Tick);
             }
+            self.gateway_timers();
             // 5. Traffic.
             let traffic = std::mem::take(&mut self.traffic);
             if traffic != Traffic::default() {
@@ -172,9 +194,12 @@ impl Reactor {
     }
 
     fn poll_timeout(&self) -> Duration {
-        let work_queued = !self.flush_queue.is_empty() || !self.read_queue.is_empty();
+        let work_queued = !self.flush_queue.is_empty()
+            || !self.read_queue.is_empty()
+            || !self.sn_read_queue.is_empty();
         let mut ms = if work_queued { 0 } else { MAX_WAIT_MS };
-        if let Some(deadline) = self.engine.next_deadline() {
+        let deadlines = [self.engine.next_deadline(), self.gateway_deadline()];
+        for deadline in deadlines.into_iter().flatten() {
             ms = ms.min(deadline.since(self.now));
         }
         if let Some(deadline) = self.shutdown_deadline {
@@ -203,6 +228,13 @@ impl Reactor {
             read: true,
             write: false,
         }));
+        let sn_base = self.sn_base;
+        let queued_datagrams = std::mem::take(&mut self.sn_read_queue);
+        ready.extend(queued_datagrams.into_iter().map(|(index, group)| Ready {
+            token: Token(sn_base + index * TOKENS_PER_SN_LISTENER + usize::from(group)),
+            read: true,
+            write: false,
+        }));
         let retries = std::mem::take(&mut self.accept_retry);
         ready.extend(retries.into_iter().map(|index| Ready {
             token: Token(FIRST_LISTENER_TOKEN + index),
@@ -225,6 +257,12 @@ impl Reactor {
         let Token(t) = ready.token;
         if ready.token == SIGNAL_TOKEN {
             return self.handle_signals();
+        }
+        if let Some((index, group)) = self.sn_token(ready.token) {
+            if ready.read {
+                self.read_datagrams(index, group);
+            }
+            return AfterSignals::Continue;
         }
         if t < self.conn_base {
             let index = t - FIRST_LISTENER_TOKEN;
@@ -254,6 +292,20 @@ impl Reactor {
     }
 
     fn apply(&mut self, action: Action) {
+        let conn = match &action {
+            Action::Send { conn, .. }
+            | Action::Close { conn }
+            | Action::SetVersion { conn, .. }
+            | Action::SetMaxPacketSize { conn, .. } => *conn,
+        };
+        let action = if self.by_id.contains_key(&conn) || self.sn.is_empty() {
+            action
+        } else {
+            match self.gateway_action(action) {
+                None => return,
+                Some(action) => action,
+            }
+        };
         match action {
             Action::Send { conn, packet } => self.queue_packet(conn, &packet),
             Action::SetVersion { conn, version } => {

@@ -1,0 +1,304 @@
+//! MQTT-SN listeners: their UDP sockets (and multicast group sockets), datagrams in and out,
+//! and the routing of engine actions and timers to each listener's gateway.
+//!
+//! Owns the sockets and one receive buffer. It must never interpret a datagram (the gateway
+//! does), never block, and never queue datagrams: a datagram the socket cannot take now is
+//! dropped, as UDP may drop it anyway, and the gateway's retransmissions recover what
+//! needed an acknowledgement.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use mio::net::UdpSocket;
+use mio::{Interest, Registry, Token};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::listener::resolve;
+use super::Reactor;
+use crate::clock::Millis;
+use crate::config::{ListenerConfig, MqttSnConfig};
+use crate::engine::event::{Action, ConnId, ListenerId};
+use crate::gateway::{Gateway, GatewayConfig, Output, DEFAULT_MAX_CLIENTS};
+
+/// Datagrams taken from one socket per loop turn; the rest wait for the next turn.
+const DATAGRAMS_PER_TURN: usize = 256;
+
+/// Largest datagram received; MQTT-SN's 3-byte length form cannot name more.
+const DATAGRAM_MAX: usize = 65_535;
+
+pub(super) struct SnListener {
+    pub(super) gateway: Gateway,
+    socket: UdpSocket,
+    /// A second socket bound to the multicast group's port, joined to the group, so that
+    /// SEARCHGW sent to the group is heard.
+    group_socket: Option<UdpSocket>,
+    group: Option<SocketAddr>,
+}
+
+/// Tokens per MQTT-SN listener: its socket and its group socket.
+pub(super) const TOKENS_PER_SN_LISTENER: usize = 2;
+
+/// Binds the MQTT-SN listener `index` of the configuration and registers its sockets under
+/// `token` and `token + 1`.
+pub(super) fn bind(
+    config: &ListenerConfig,
+    sn: &MqttSnConfig,
+    index: usize,
+    registry: &Registry,
+    token: usize,
+    now: Millis,
+) -> io::Result<SnListener> {
+    if config.tls.is_some() || sn.psk_file.is_some() {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "listener {}: DTLS on MQTT-SN listeners is not available yet",
+                config.port
+            ),
+        ));
+    }
+    let addr = resolve(config)?;
+    let dual = config.bind_address.is_none() && config.socket_domain.is_none();
+    let mut socket = bind_udp(addr, dual)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on udp {addr}: {e}")))?;
+    registry.register(&mut socket, Token(token), Interest::READABLE)?;
+    let local = socket.local_addr()?;
+    log::info!("listening on {local} (mqttsn, udp)");
+    let mut group_socket = None;
+    if let Some(group) = sn.multicast_group {
+        let interface = sn.multicast_interface.as_deref();
+        let mut s = join_group(group, interface, sn.multicast_ttl)
+            .map_err(|e| io::Error::new(e.kind(), format!("multicast group {group}: {e}")))?;
+        registry.register(&mut s, Token(token + 1), Interest::READABLE)?;
+        set_ttl(&socket, group, sn.multicast_ttl)?;
+        log::info!("listener {}: joined multicast group {group}", config.port);
+        group_socket = Some(s);
+    }
+    let max_clients = sn.max_clients.map_or(DEFAULT_MAX_CLIENTS, |m| {
+        usize::try_from(m).unwrap_or(usize::MAX)
+    });
+    let gateway = Gateway::new(
+        GatewayConfig {
+            listener: ListenerId(u32::try_from(index).unwrap_or(u32::MAX)),
+            gateway_id: sn.gateway_id,
+            retry_ms: u64::from(sn.retry_interval) * 1000,
+            retry_count: sn.retry_count,
+            sleep_buffer: usize::try_from(sn.sleep_buffer).unwrap_or(usize::MAX),
+            max_clients,
+            predefined: sn.predefined_topics.clone(),
+            // ADVERTISE goes to the group only: without one there is nowhere to send it.
+            advertise_interval: if sn.multicast_group.is_some() {
+                sn.advertise_interval
+            } else {
+                0
+            },
+        },
+        now,
+    );
+    Ok(SnListener {
+        gateway,
+        socket,
+        group_socket,
+        group: sn.multicast_group,
+    })
+}
+
+fn bind_udp(addr: SocketAddr, dual: bool) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(!dual)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(UdpSocket::from_std(socket.into()))
+}
+
+/// A socket on the group's port that receives what is sent to the group.
+fn join_group(group: SocketAddr, interface: Option<&str>, ttl: u32) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(group), Type::DGRAM, Some(Protocol::UDP))?;
+    // Several gateways (and clients) on one host share the group's port.
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    match group.ip() {
+        IpAddr::V4(ip) => {
+            let any = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), group.port());
+            socket.bind(&any.into())?;
+            let local = match interface {
+                None => Ipv4Addr::UNSPECIFIED,
+                Some(text) => text.parse().map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("multicast_interface {text}: not an IPv4 address"),
+                    )
+                })?,
+            };
+            socket.join_multicast_v4(&ip, &local)?;
+            socket.set_multicast_loop_v4(true)?;
+            socket.set_multicast_ttl_v4(ttl)?;
+        }
+        IpAddr::V6(ip) => {
+            let any = SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), group.port());
+            socket.set_only_v6(true)?;
+            socket.bind(&any.into())?;
+            let index = match interface {
+                None => 0,
+                Some(text) => text.parse().map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("multicast_interface {text}: not an interface index"),
+                    )
+                })?,
+            };
+            socket.join_multicast_v6(&ip, index)?;
+            socket.set_multicast_loop_v6(true)?;
+            socket.set_multicast_hops_v6(ttl)?;
+        }
+    }
+    Ok(UdpSocket::from_std(socket.into()))
+}
+
+fn set_ttl(socket: &UdpSocket, group: SocketAddr, ttl: u32) -> io::Result<()> {
+    let s = socket2::SockRef::from(socket);
+    match group {
+        SocketAddr::V4(_) => {
+            s.set_multicast_ttl_v4(ttl)?;
+            s.set_multicast_loop_v4(true)
+        }
+        SocketAddr::V6(_) => {
+            s.set_multicast_hops_v6(ttl)?;
+            s.set_multicast_loop_v6(true)
+        }
+    }
+}
+
+impl Reactor {
+    /// The MQTT-SN listener and socket behind `token`, if it is one of theirs.
+    pub(super) fn sn_token(&self, token: Token) -> Option<(usize, bool)> {
+        let offset = token.0.checked_sub(self.sn_base)?;
+        let index = offset / TOKENS_PER_SN_LISTENER;
+        (index < self.sn.len()).then_some((index, offset % TOKENS_PER_SN_LISTENER == 1))
+    }
+
+    /// Reads datagrams from one socket until it would block or the turn's budget is used.
+    pub(super) fn read_datagrams(&mut self, index: usize, group: bool) {
+        let mut buf = std::mem::take(&mut self.udp_buf);
+        buf.resize(DATAGRAM_MAX, 0);
+        for _ in 0..DATAGRAMS_PER_TURN {
+            let Some(listener) = self.sn.get_mut(index) else {
+                break;
+            };
+            let socket = match (&listener.group_socket, group) {
+                (Some(s), true) => s,
+                _ => &listener.socket,
+            };
+            let (n, from) = match socket.recv_from(&mut buf) {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.udp_buf = buf;
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!("MQTT-SN listener {index}: receive failed: {e}");
+                    self.udp_buf = buf;
+                    return;
+                }
+            };
+            self.traffic.bytes_received += n as u64;
+            let next = &mut self.next_conn_id;
+            let mut ids = || {
+                let id = ConnId(*next);
+                *next += 1;
+                id
+            };
+            let from = SocketAddr::new(from.ip().to_canonical(), from.port());
+            listener
+                .gateway
+                .datagram(self.now, from, &buf[..n], &mut ids);
+            self.pump_gateways();
+        }
+        // Budget used: more may wait, and edge-triggered readiness will not say so again.
+        self.sn_read_queue.push((index, group));
+        self.udp_buf = buf;
+    }
+
+    /// Routes an engine action for a gateway's connection; gives it back if no gateway owns
+    /// the connection.
+    pub(super) fn gateway_action(&mut self, action: Action) -> Option<Action> {
+        let conn = match &action {
+            Action::Send { conn, .. }
+            | Action::Close { conn }
+            | Action::SetVersion { conn, .. }
+            | Action::SetMaxPacketSize { conn, .. } => *conn,
+        };
+        let now = self.now;
+        match self.sn.iter_mut().find(|l| l.gateway.owns(conn)) {
+            Some(listener) => {
+                listener.gateway.from_engine(now, action);
+                None
+            }
+            None => Some(action),
+        }
+    }
+
+    /// Carries out everything the gateways asked for, until none asks for more.
+    pub(super) fn pump_gateways(&mut self) {
+        loop {
+            let mut progressed = false;
+            for index in 0..self.sn.len() {
+                while let Some(out) = self.sn.get_mut(index).and_then(|l| l.gateway.poll()) {
+                    progressed = true;
+                    match out {
+                        Output::Engine(input) => self.feed(input),
+                        Output::Datagram { to, bytes } => self.send_datagram(index, to, &bytes),
+                        Output::Multicast { bytes } => {
+                            if let Some(group) = self.sn.get(index).and_then(|l| l.group) {
+                                self.send_datagram(index, group, &bytes);
+                            }
+                        }
+                    }
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn send_datagram(&mut self, index: usize, to: SocketAddr, bytes: &[u8]) {
+        let Some(listener) = self.sn.get(index) else {
+            return;
+        };
+        // A dual-stack socket reaches IPv4 peers through their mapped address.
+        let to = match (to, listener.socket.local_addr()) {
+            (SocketAddr::V4(v4), Ok(SocketAddr::V6(_))) => {
+                SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
+            }
+            _ => to,
+        };
+        match listener.socket.send_to(bytes, to) {
+            Ok(n) => self.traffic.bytes_sent += n as u64,
+            Err(e) => log::debug!("MQTT-SN listener {index}: datagram to {to} dropped: {e}"),
+        }
+    }
+
+    /// Step 4 for the gateways: their timers.
+    pub(super) fn gateway_timers(&mut self) {
+        let now = self.now;
+        for listener in &mut self.sn {
+            if listener.gateway.next_deadline().is_some_and(|d| d <= now) {
+                listener.gateway.tick(now);
+            }
+        }
+        self.pump_gateways();
+    }
+
+    pub(super) fn gateway_deadline(&self) -> Option<Millis> {
+        self.sn
+            .iter()
+            .filter_map(|l| l.gateway.next_deadline())
+            .min()
+    }
+}

@@ -897,7 +897,12 @@ mod tests {
             protocol: ListenerProtocol::WebSockets,
             ..ListenerConfig::local(8083)
         };
-        assert_eq!(config.listeners, vec![ListenerConfig::local(1883), ws]);
+        let sn = ListenerConfig {
+            protocol: ListenerProtocol::MqttSn,
+            mqttsn: Some(crate::config::MqttSnConfig::default()),
+            ..ListenerConfig::local(1884)
+        };
+        assert_eq!(config.listeners, vec![ListenerConfig::local(1883), ws, sn]);
         assert!(!config.implicit_listener);
         assert!(config.limits.allow_anonymous);
         assert!(config.warnings.is_empty(), "{:?}", config.warnings);

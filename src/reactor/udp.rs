@@ -26,6 +26,11 @@ const DATAGRAMS_PER_TURN: usize = 256;
 /// Largest datagram received; MQTT-SN's 3-byte length form cannot name more.
 const DATAGRAM_MAX: usize = 65_535;
 
+/// Receive buffer asked of the kernel for a listener socket (it grants at most
+/// net.core.rmem_max): many clients sending at once must not overflow the default ~200 KiB
+/// while the loop serves other sockets.
+const RECEIVE_BUFFER: usize = 4 * 1024 * 1024;
+
 pub(super) struct SnListener {
     pub(super) gateway: Gateway,
     socket: UdpSocket,
@@ -110,6 +115,8 @@ fn bind_udp(addr: SocketAddr, dual: bool) -> io::Result<UdpSocket> {
         socket.set_only_v6(!dual)?;
     }
     socket.set_nonblocking(true)?;
+    // Best effort: a smaller buffer only means earlier drops under load.
+    let _ = socket.set_recv_buffer_size(RECEIVE_BUFFER);
     socket.bind(&addr.into())?;
     Ok(UdpSocket::from_std(socket.into()))
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::mqtt;
 use crate::net::{Client, Got, Target};
+use crate::sn::SnClient;
 use crate::report::Report;
 use crate::stats::{self, Histogram, Track};
 use crate::Res;
@@ -31,6 +32,15 @@ pub(crate) struct Flow {
     /// How long subscribers wait for missing messages once publishers stop and nothing
     /// arrives.
     pub(crate) drain: Duration,
+    /// Publishers are MQTT-SN clients of the gateway at this address (subscribers stay on
+    /// the MQTT target).
+    pub(crate) sn_gateway: Option<std::net::SocketAddr>,
+}
+
+/// A publisher's connection: MQTT over the target's transport, or MQTT-SN over UDP.
+enum Publisher {
+    Mqtt(Client),
+    Sn(SnClient),
 }
 
 /// State the threads share while running.
@@ -87,11 +97,14 @@ pub(crate) fn run(flow: &Flow, target: &Target, broker_pid: Option<u32>) -> Res<
     }
     let mut pubs = Vec::new();
     for p in 0..flow.publishers {
-        pubs.push(Client::connect(
-            target,
-            &format!("bench-{tag}-p{p}"),
-            IO_TIMEOUT,
-        )?);
+        let id = format!("bench-{tag}-p{p}");
+        pubs.push(match flow.sn_gateway {
+            None => Publisher::Mqtt(Client::connect(target, &id, IO_TIMEOUT)?),
+            Some(gw) => {
+                let topic = format!("bench/{tag}/{p}");
+                Publisher::Sn(SnClient::connect(gw, &id, &topic, IO_TIMEOUT)?)
+            }
+        });
     }
     let barrier = Arc::new(Barrier::new(flow.publishers + flow.subscribers + 1));
     let mut sub_threads = Vec::new();
@@ -231,7 +244,7 @@ pub(crate) fn run(flow: &Flow, target: &Target, broker_pid: Option<u32>) -> Res<
 }
 
 fn publisher(
-    mut client: Client,
+    mut client: Publisher,
     p: usize,
     topic: &str,
     shared: &Shared,
@@ -245,8 +258,10 @@ fn publisher(
     let mut out = Vec::with_capacity((flow.size + topic.len() + 8) * BATCH as usize);
     let mut outstanding = vec![false; 65536];
     let (mut seq, mut inflight) = (0u64, 0u64);
-    client.conn.set_read_timeout(Duration::from_millis(100))?;
-    client.conn.set_write_timeout(IO_TIMEOUT)?;
+    if let Publisher::Mqtt(c) = &client {
+        c.conn.set_read_timeout(Duration::from_millis(100))?;
+        c.conn.set_write_timeout(IO_TIMEOUT)?;
+    }
     while !shared.abort.load(Ordering::Relaxed) {
         let now = Instant::now();
         if now >= deadline || seq >= count {
@@ -276,7 +291,7 @@ fn publisher(
             let allowed = flow.window.saturating_sub(pending);
             if allowed == 0 {
                 if inflight > 0 {
-                    inflight -= read_acks(&mut client, &mut outstanding)?;
+                    inflight -= publisher_acks(&mut client, &mut outstanding)?;
                 } else {
                     thread::sleep(Duration::from_micros(200));
                 }
@@ -296,26 +311,31 @@ fn publisher(
                 outstanding[usize::from(id)] = true;
                 inflight += 1;
             }
-            mqtt::publish(
-                &mut out,
-                client.version,
-                flow.qos,
-                id,
-                topic.as_bytes(),
-                &payload,
-            );
+            match &mut client {
+                Publisher::Mqtt(c) => {
+                    let version = c.version;
+                    mqtt::publish(&mut out, version, flow.qos, id, topic.as_bytes(), &payload);
+                }
+                // A datagram each: UDP carries one MQTT-SN message per datagram.
+                Publisher::Sn(c) => c.publish(flow.qos, id, &payload, &mut out)?,
+            }
             seq += 1;
         }
-        client.conn.send(&out)?;
+        if let Publisher::Mqtt(c) = &mut client {
+            c.conn.send(&out)?;
+        }
     }
     let end_ns = stats::now_ns();
     if flow.qos > 0 {
         let until = Instant::now() + flow.drain;
         while inflight > 0 && Instant::now() < until && !shared.abort.load(Ordering::Relaxed) {
-            inflight -= read_acks(&mut client, &mut outstanding)?;
+            inflight -= publisher_acks(&mut client, &mut outstanding)?;
         }
     }
-    client.disconnect(Duration::from_millis(500))?;
+    match client {
+        Publisher::Mqtt(c) => c.disconnect(Duration::from_millis(500))?,
+        Publisher::Sn(c) => c.disconnect()?,
+    }
     Ok(PubResult {
         sent: seq,
         unacked: inflight,
@@ -324,6 +344,13 @@ fn publisher(
 }
 
 /// Waits (up to the read timeout) for PUBACKs; returns how many arrived.
+fn publisher_acks(client: &mut Publisher, outstanding: &mut [bool]) -> Res<u64> {
+    match client {
+        Publisher::Mqtt(c) => read_acks(c, outstanding),
+        Publisher::Sn(c) => c.read_acks(outstanding, Duration::from_millis(100)),
+    }
+}
+
 fn read_acks(client: &mut Client, outstanding: &mut [bool]) -> Res<u64> {
     if client.fill()? == Got::Eof {
         return Err("the broker closed a publisher's connection".into());

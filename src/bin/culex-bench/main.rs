@@ -9,6 +9,7 @@ mod flow;
 mod mqtt;
 mod net;
 mod report;
+mod sn;
 mod stats;
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
@@ -58,6 +59,12 @@ fn options() -> getopts::Options {
     );
     o.optopt("", "ws-path", "WebSocket request path (/mqtt)", "PATH");
     o.optopt("m", "mqtt", "protocol version: 3 (3.1.1) or 5 (3)", "V");
+    o.optopt(
+        "",
+        "sn-port",
+        "publish as MQTT-SN clients to this UDP port of the host (fanin, latency)",
+        "PORT",
+    );
     o.optopt("q", "qos", "0 or 1 (0)", "QOS");
     o.optopt("s", "size", "payload bytes, at least 16 (16)", "BYTES");
     o.optopt("P", "publishers", "publishers", "N");
@@ -214,6 +221,11 @@ fn run(args: &[String]) -> Res<Option<Report>> {
                     .map(|_| num(&m, "n", 0u64, 1 << 40))
                     .transpose()?,
                 drain: seconds(&m, "drain", 3.0, 60.0)?,
+                sn_gateway: m
+                    .opt_str("sn-port")
+                    .map(|_| num(&m, "sn-port", 0u16, u16::MAX))
+                    .transpose()?
+                    .map(|port| SocketAddr::new(target.addr.ip(), port)),
             };
             if flow.publishers == 0 || flow.subscribers == 0 {
                 return Err("at least one publisher and one subscriber".into());
@@ -234,9 +246,15 @@ fn run(args: &[String]) -> Res<Option<Report>> {
         }
         other => return Err(format!("unknown scenario {other:?}\n{SCENARIOS}").into()),
     };
+    // MQTT-SN publishers go to the gateway; the subscribers still use `transport`.
+    let transport_name = if m.opt_present("sn-port") {
+        "mqttsn"
+    } else {
+        transport.name()
+    };
     let mut head = vec![
         ("scenario".to_owned(), Report::quoted(scenario)),
-        ("transport".to_owned(), Report::quoted(transport.name())),
+        ("transport".to_owned(), Report::quoted(transport_name)),
         (
             "mqtt".to_owned(),
             Report::quoted(match version {
@@ -245,7 +263,7 @@ fn run(args: &[String]) -> Res<Option<Report>> {
             }),
         ),
     ];
-    let mut prefix = format!("{scenario} {}: ", transport.name());
+    let mut prefix = format!("{scenario} {transport_name}: ");
     if let Some(label) = m.opt_str("l") {
         head.insert(0, ("label".to_owned(), Report::quoted(&label)));
         prefix = format!("[{label}] {prefix}");

@@ -60,7 +60,8 @@ fn main() -> ExitCode {
         println!("configuration OK");
         return ExitCode::SUCCESS;
     }
-    let mut engine = Engine::new(config.limits.clone(), Rng::new(clock::entropy_seed()));
+    let seed = clock::entropy_seed();
+    let mut engine = Engine::new(config.limits.clone(), Rng::new(seed));
     engine.set_mount_points(
         config
             .listeners
@@ -69,7 +70,13 @@ fn main() -> ExitCode {
             .collect(),
     );
     engine.set_gateway_listeners(config.listeners.iter().map(|l| l.is_datagram()).collect());
-    let mut reactor = match Reactor::new(config, options.config.clone(), engine, Clock::system()) {
+    let mut reactor = match Reactor::new(
+        config,
+        options.config.clone(),
+        engine,
+        Clock::system(),
+        seed.rotate_left(17),
+    ) {
         Ok(reactor) => reactor,
         Err(e) => {
             eprintln!("culex: {e}");

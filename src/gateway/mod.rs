@@ -25,10 +25,18 @@ use crate::clock::Millis;
 use crate::codec::mqtt::{self as mqtt, Packet, QoS};
 use crate::codec::mqttsn::{self as sn, Frame, Message, ReturnCode};
 use crate::engine::event::{Action, ConnId, Input, ListenerId};
+use crate::rng::Rng;
 use client::{Client, Phase};
 
 /// Registrations one client may hold; a REGISTER beyond is refused with "congestion".
 pub const MAX_TOPICS_PER_CLIENT: usize = 1024;
+
+/// Other gateways remembered from their ADVERTISE and GWINFO messages (for bridges).
+pub const MAX_KNOWN_GATEWAYS: usize = 64;
+
+/// Longest wait before GWINFO answers a SEARCHGW. The spec asks for a random delay so that
+/// the gateways (and clients) that hear the search do not all answer at once.
+pub const GWINFO_DELAY_MAX_MS: u64 = 200;
 
 /// Clients a listener serves when no `max_clients` is configured: the table must be bounded
 /// whatever the configuration, or a CONNECT flood from many addresses would grow it forever.
@@ -50,6 +58,19 @@ pub struct GatewayConfig {
     pub predefined: Vec<(u16, String)>,
     /// Seconds between ADVERTISE messages; 0 for none.
     pub advertise_interval: u32,
+    /// Seed of the gateway's random source (the GWINFO delay).
+    pub seed: u64,
+}
+
+/// Another gateway heard on the network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KnownGateway {
+    pub addr: SocketAddr,
+    /// Its address as announced in GWINFO, if any.
+    pub announced: Vec<u8>,
+    pub last_seen: Millis,
+    /// The ADVERTISE interval it announced, in seconds.
+    pub duration: Option<u16>,
 }
 
 /// Where a client is: an address, and behind a forwarder the wireless node id.
@@ -94,6 +115,11 @@ pub struct Gateway {
     anonymous: Option<ConnId>,
     out: VecDeque<Output>,
     next_advertise: Option<Millis>,
+    /// GWINFO answers waiting for their random delay: (due, searcher).
+    gwinfo_due: Vec<(Millis, Peer)>,
+    /// Other gateways, by gateway id.
+    known: BTreeMap<u8, KnownGateway>,
+    rng: Rng,
     /// Messages that could not be decoded, for the log's rate and for tests.
     pub dropped: u64,
 }
@@ -107,6 +133,7 @@ impl Gateway {
             .collect();
         let predefined_ids = predefined.iter().map(|(id, n)| (n.clone(), *id)).collect();
         let next_advertise = (config.advertise_interval > 0).then_some(now);
+        let rng = Rng::new(config.seed);
         Self {
             config,
             predefined,
@@ -116,6 +143,9 @@ impl Gateway {
             anonymous: None,
             out: VecDeque::new(),
             next_advertise,
+            gwinfo_due: Vec::new(),
+            known: BTreeMap::new(),
+            rng,
             dropped: 0,
         }
     }
@@ -139,11 +169,9 @@ impl Gateway {
 
     /// The earliest time [`Gateway::tick`] has work to do.
     pub fn next_deadline(&self) -> Option<Millis> {
-        let clients = self.clients.values().filter_map(Client::deadline).min();
-        match (clients, self.next_advertise) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let clients = self.clients.values().filter_map(Client::deadline);
+        let gwinfo = self.gwinfo_due.iter().map(|(due, _)| *due);
+        clients.chain(gwinfo).chain(self.next_advertise).min()
     }
 
     /// One datagram from `from`. `new_conn` gives engine connection ids for new clients.
@@ -207,14 +235,17 @@ impl Gateway {
     ) {
         match msg {
             Message::SearchGw { .. } => {
-                let info = Message::GwInfo {
-                    gw_id: self.config.gateway_id,
-                    gw_add: &[],
-                };
-                self.send(&peer, &info);
+                // One answer per searcher at a time: a SEARCHGW flood cannot grow the list.
+                if !self.gwinfo_due.iter().any(|(_, p)| *p == peer) && self.gwinfo_due.len() < 64 {
+                    let delay = self.rng.below(GWINFO_DELAY_MAX_MS + 1);
+                    self.gwinfo_due.push((now.saturating_add_ms(delay), peer));
+                }
             }
-            // Other gateways' announcements matter to bridges, not to the gateway itself.
-            Message::Advertise { .. } | Message::GwInfo { .. } => {}
+            // Other gateways' announcements are recorded for bridges.
+            Message::Advertise { gw_id, duration } => {
+                self.remember(gw_id, &peer, &[], Some(duration), now)
+            }
+            Message::GwInfo { gw_id, gw_add } => self.remember(gw_id, &peer, gw_add, None, now),
             Message::Connect {
                 flags,
                 duration,
@@ -240,6 +271,42 @@ impl Gateway {
                 None => self.unknown_peer(&peer, other),
             },
         }
+    }
+
+    fn remember(
+        &mut self,
+        gw_id: u8,
+        peer: &Peer,
+        announced: &[u8],
+        duration: Option<u16>,
+        now: Millis,
+    ) {
+        if gw_id == self.config.gateway_id && announced.is_empty() && duration.is_none() {
+            // Our own GWINFO, looped back by the group.
+            return;
+        }
+        if !self.known.contains_key(&gw_id) && self.known.len() >= MAX_KNOWN_GATEWAYS {
+            return;
+        }
+        let entry = self.known.entry(gw_id).or_insert_with(|| KnownGateway {
+            addr: peer.addr,
+            announced: Vec::new(),
+            last_seen: now,
+            duration: None,
+        });
+        entry.addr = peer.addr;
+        entry.last_seen = now;
+        if !announced.is_empty() {
+            entry.announced = announced.to_vec();
+        }
+        if duration.is_some() {
+            entry.duration = duration;
+        }
+    }
+
+    /// Other gateways heard so far, by gateway id.
+    pub fn known_gateways(&self) -> &BTreeMap<u8, KnownGateway> {
+        &self.known
     }
 
     /// A message from an address with no client: only a gentle refusal, no state.
@@ -310,8 +377,19 @@ impl Gateway {
         }
     }
 
-    /// Time passed: retransmissions, keep alive and sleep expiry, ADVERTISE.
+    /// Time passed: retransmissions, keep alive and sleep expiry, ADVERTISE, GWINFO.
     pub fn tick(&mut self, now: Millis) {
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.gwinfo_due)
+            .into_iter()
+            .partition(|(d, _)| *d <= now);
+        self.gwinfo_due = later;
+        for (_, peer) in due {
+            let info = Message::GwInfo {
+                gw_id: self.config.gateway_id,
+                gw_add: &[],
+            };
+            self.send(&peer, &info);
+        }
         if let Some(due) = self.next_advertise.filter(|d| *d <= now) {
             let interval = self.config.advertise_interval;
             let duration = u16::try_from(interval).unwrap_or(u16::MAX);

@@ -113,6 +113,7 @@ impl Reactor {
         config_path: Option<PathBuf>,
         engine: Engine,
         clock: Clock,
+        seed: u64,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
         let signals = signal::register(poll.registry(), SIGNAL_TOKEN)?;
@@ -124,7 +125,17 @@ impl Reactor {
         for (index, l) in config.listeners.iter().enumerate() {
             if let Some(sn_config) = &l.mqttsn {
                 let token = sn_base + sn.len() * TOKENS_PER_SN_LISTENER;
-                sn.push(udp::bind(l, sn_config, index, poll.registry(), token, now)?);
+                let listener_seed = seed ^ (index as u64).rotate_left(32);
+                let registry = poll.registry();
+                sn.push(udp::bind(
+                    l,
+                    sn_config,
+                    index,
+                    registry,
+                    token,
+                    now,
+                    listener_seed,
+                )?);
             }
         }
         Ok(Self {

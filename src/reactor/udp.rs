@@ -52,6 +52,7 @@ pub(super) fn bind(
     registry: &Registry,
     token: usize,
     now: Millis,
+    seed: u64,
 ) -> io::Result<SnListener> {
     if config.tls.is_some() || sn.psk_file.is_some() {
         return Err(io::Error::new(
@@ -97,6 +98,7 @@ pub(super) fn bind(
             } else {
                 0
             },
+            seed,
         },
         now,
     );

@@ -667,6 +667,10 @@ fn forwarder_encapsulation_is_answered_through_the_forwarder() {
 fn searchgw_is_answered_with_gwinfo_and_garbage_is_dropped() {
     let mut h = Harness::new();
     h.send(C, &Message::SearchGw { radius: 1 });
+    // A second search before the answer does not queue a second answer.
+    h.send(C, &Message::SearchGw { radius: 1 });
+    h.expect(C, &[]);
+    h.advance(super::super::GWINFO_DELAY_MAX_MS);
     h.expect(
         C,
         &[Message::GwInfo {
@@ -674,6 +678,17 @@ fn searchgw_is_answered_with_gwinfo_and_garbage_is_dropped() {
             gw_add: &[],
         }],
     );
+    // Other gateways are remembered.
+    h.send(
+        6000,
+        &Message::Advertise {
+            gw_id: 9,
+            duration: 900,
+        },
+    );
+    let known = h.gateway.known_gateways();
+    let nine = known.get(&9).map(|g| (g.addr, g.duration));
+    assert_eq!(nine, Some((addr(6000), Some(900))));
     h.datagram(C, &[0x05, 0x99, 0, 0, 0]);
     h.datagram(C, &[]);
     h.datagram(C, &[0x10, 0x0C]);

@@ -50,6 +50,7 @@ fn config() -> GatewayConfig {
         max_clients: 3,
         predefined: vec![(5, "pre/defined".to_owned())],
         advertise_interval: 0,
+        seed: 1,
     }
 }
 

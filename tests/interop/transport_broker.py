@@ -88,7 +88,8 @@ def generate_certs(directory):
 class Listener:
     """One listener of a :class:`TransportBroker`.
 
-    ``protocol`` is ``"mqtt"`` or ``"websockets"``; ``tls`` adds the server
+    ``protocol`` is ``"mqtt"``, ``"websockets"`` or ``"mqttsn"`` (a UDP
+    gateway, culex only); ``tls`` adds the server
     certificate; ``client_certs`` adds the CA and ``require_certificate``;
     ``options`` are further listener lines (``{"tls_version": "tlsv1.3"}``).
     """
@@ -107,14 +108,16 @@ class Listener:
 
     @property
     def scheme(self):
+        if self.protocol == "mqttsn":
+            return "mqttsn+udp"
         if self.websockets:
             return "wss" if self.tls else "ws"
         return "mqtts" if self.tls else "mqtt"
 
     def config_lines(self, certs):
         lines = [f"listener {self.port} {self.host}"]
-        if self.websockets:
-            lines.append("protocol websockets")
+        if self.protocol != "mqtt":
+            lines.append(f"protocol {self.protocol}")
         if self.tls or self.client_certs:
             lines += [f"certfile {certs.server_pem}", f"keyfile {certs.server_key}"]
         if self.client_certs:
@@ -126,9 +129,9 @@ class Listener:
         return f"<{self.name} {self.scheme}://{self.host}:{self.port}>"
 
 
-def free_port(host="127.0.0.1"):
+def free_port(host="127.0.0.1", kind=socket.SOCK_STREAM):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
+    with socket.socket(family, kind) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
 
@@ -202,7 +205,8 @@ class TransportBroker:
         binary = self._binary()
         for listener in self.listeners.values():
             try:
-                listener.port = free_port(listener.host)
+                kind = socket.SOCK_DGRAM if listener.protocol == "mqttsn" else socket.SOCK_STREAM
+                listener.port = free_port(listener.host, kind)
             except OSError as e:
                 pytest.fail(f"cannot bind {listener.host} for {listener.name}: {e}", pytrace=False)
         conf = self._write_config()
@@ -223,6 +227,8 @@ class TransportBroker:
 
     @staticmethod
     def _accepts(listener):
+        if listener.protocol == "mqttsn":
+            return _answers_searchgw(listener)
         try:
             socket.create_connection((listener.host, listener.port), timeout=0.5).close()
             return True
@@ -248,6 +254,20 @@ class TransportBroker:
 
     def __repr__(self):
         return f"<TransportBroker {self.kind} {list(self.listeners.values())!r}>"
+
+
+def _answers_searchgw(listener):
+    # UDP has no connection to accept: a gateway is up once it answers
+    # SEARCHGW (radius 0) with GWINFO.
+    family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.2)
+        try:
+            s.sendto(b"\x03\x01\x00", (listener.host, listener.port))
+            reply = s.recv(64)
+        except OSError:
+            return False
+    return len(reply) >= 3 and reply[1] == 0x02
 
 
 # ---------------------------------------------------------------------------

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use crate::mqtt;
 use crate::net::{Client, Got, Target};
-use crate::sn::SnClient;
 use crate::report::Report;
+use crate::sn::SnClient;
 use crate::stats::{self, Histogram, Track};
 use crate::Res;
 

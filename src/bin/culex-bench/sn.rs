@@ -56,7 +56,11 @@ impl SnClient {
         };
         let mut out = Vec::new();
         // Clean session, protocol id 1, keep alive 60 s.
-        message(&mut out, CONNECT, &[&[0x04, 0x01, 0, 60], client_id.as_bytes()]);
+        message(
+            &mut out,
+            CONNECT,
+            &[&[0x04, 0x01, 0, 60], client_id.as_bytes()],
+        );
         client.socket.send(&out)?;
         let ack = client.wait_for(CONNACK, timeout)?;
         if ack.get(2) != Some(&0) {
@@ -89,12 +93,22 @@ impl SnClient {
     }
 
     /// Sends one PUBLISH; QoS 0 or 1, message id `id` (ignored at QoS 0).
-    pub(crate) fn publish(&mut self, qos: u8, id: u16, payload: &[u8], out: &mut Vec<u8>) -> Res<()> {
+    pub(crate) fn publish(
+        &mut self,
+        qos: u8,
+        id: u16,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Res<()> {
         out.clear();
         let flags = if qos == 1 { 0x20 } else { 0x00 };
         let id = if qos == 0 { 0 } else { id };
         let topic = self.topic_id.to_be_bytes();
-        message(out, PUBLISH, &[&[flags], &topic, &id.to_be_bytes(), payload]);
+        message(
+            out,
+            PUBLISH,
+            &[&[flags], &topic, &id.to_be_bytes(), payload],
+        );
         self.socket.send(out)?;
         Ok(())
     }

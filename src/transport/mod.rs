@@ -9,6 +9,7 @@
 //! This module must never parse MQTT, call the engine, read the clock or log: it reports
 //! what happened and the reactor decides.
 
+pub mod dtls;
 pub mod pipe;
 pub mod tcp;
 pub mod tls;

@@ -8,6 +8,7 @@ mod connect;
 mod flow;
 mod limits;
 mod malformed;
+mod mqttsn;
 mod publish;
 mod retain;
 mod session;

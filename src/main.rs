@@ -12,6 +12,7 @@ use culex::config::{self, Config};
 use culex::engine::Engine;
 use culex::reactor::Reactor;
 use culex::rng::Rng;
+use culex::transport::dtls::{dtls_config, DtlsConfig};
 use culex::transport::tls_config;
 
 /// Exit status for a usage or configuration error.
@@ -43,6 +44,14 @@ fn main() -> ExitCode {
     for warning in &config.warnings {
         log::warn!("{warning}");
     }
+    // DTLS credentials of the MQTT-SN listeners, read here where files may be read.
+    let dtls = match dtls_configs(&config) {
+        Ok(d) => d,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     if options.test_config {
         // The certificate files are part of what start-up needs: check them too.
         for listener in &config.listeners {
@@ -76,6 +85,7 @@ fn main() -> ExitCode {
         engine,
         Clock::system(),
         seed.rotate_left(17),
+        dtls,
     ) {
         Ok(reactor) => reactor,
         Err(e) => {
@@ -95,10 +105,39 @@ fn main() -> ExitCode {
 /// INFO by default (start-up and connection notices, as mosquitto prints), DEBUG with `-v`;
 /// `RUST_LOG`, when set, wins over both. Lines go to stderr with a timestamp.
 fn init_logging(verbose: bool) {
-    let default = if verbose { "debug" } else { "info" };
+    // The DTLS library warns about every ClientHello extension it does not know, which a
+    // peer controls: only its errors are shown unless RUST_LOG asks for more.
+    let default = if verbose {
+        "debug,rtc_dtls=error"
+    } else {
+        "info,rtc_dtls=error"
+    };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
         .format_timestamp_millis()
         .init();
+}
+
+/// The DTLS configuration of each listener (by index), `None` where it has none. Errors
+/// name the listener and the file at fault.
+fn dtls_configs(config: &Config) -> Result<Vec<Option<DtlsConfig>>, String> {
+    let mut read = |path: &std::path::Path| std::fs::read_to_string(path);
+    config
+        .listeners
+        .iter()
+        .map(|l| {
+            let Some(sn) = l.mqttsn.as_ref().filter(|_| l.is_dtls()) else {
+                return Ok(None);
+            };
+            dtls_config(
+                l.tls.as_ref(),
+                sn.psk_file.as_deref(),
+                sn.psk_hint.as_deref(),
+                &mut read,
+            )
+            .map(Some)
+            .map_err(|e| format!("listener {}: {e}", l.port))
+        })
+        .collect()
 }
 
 /// The configuration file (or the local-only defaults) with the `-p` ports applied.

@@ -44,6 +44,7 @@ use crate::config::Config;
 use crate::engine::event::{Action, ConnId, Input, Traffic};
 use crate::engine::limits::Limits;
 use crate::engine::Engine;
+use crate::transport::dtls::DtlsConfig;
 use conn::Conn;
 use listener::Listener;
 use signal::AfterSignals;
@@ -114,6 +115,7 @@ impl Reactor {
         engine: Engine,
         clock: Clock,
         seed: u64,
+        mut dtls: Vec<Option<DtlsConfig>>,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
         let signals = signal::register(poll.registry(), SIGNAL_TOKEN)?;
@@ -127,6 +129,7 @@ impl Reactor {
                 let token = sn_base + sn.len() * TOKENS_PER_SN_LISTENER;
                 let listener_seed = seed ^ (index as u64).rotate_left(32);
                 let registry = poll.registry();
+                let d = dtls.get_mut(index).and_then(Option::take);
                 sn.push(udp::bind(
                     l,
                     sn_config,
@@ -135,6 +138,7 @@ impl Reactor {
                     token,
                     now,
                     listener_seed,
+                    d,
                 )?);
             }
         }

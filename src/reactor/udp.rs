@@ -19,6 +19,7 @@ use crate::clock::Millis;
 use crate::config::{ListenerConfig, MqttSnConfig};
 use crate::engine::event::{Action, ConnId, ListenerId};
 use crate::gateway::{Gateway, GatewayConfig, Output, DEFAULT_MAX_CLIENTS};
+use crate::transport::dtls::{DtlsConfig, DtlsEvent, DtlsServer};
 
 /// Datagrams taken from one socket per loop turn; the rest wait for the next turn.
 const DATAGRAMS_PER_TURN: usize = 256;
@@ -33,6 +34,8 @@ const RECEIVE_BUFFER: usize = 4 * 1024 * 1024;
 
 pub(super) struct SnListener {
     pub(super) gateway: Gateway,
+    /// DTLS between the socket and the gateway, on a listener with certificates or keys.
+    dtls: Option<DtlsServer>,
     socket: UdpSocket,
     /// A second socket bound to the multicast group's port, joined to the group, so that
     /// SEARCHGW sent to the group is heard.
@@ -44,7 +47,8 @@ pub(super) struct SnListener {
 pub(super) const TOKENS_PER_SN_LISTENER: usize = 2;
 
 /// Binds the MQTT-SN listener `index` of the configuration and registers its sockets under
-/// `token` and `token + 1`.
+/// `token` and `token + 1`. `dtls` is the listener's DTLS configuration, if it has one.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn bind(
     config: &ListenerConfig,
     sn: &MqttSnConfig,
@@ -53,16 +57,8 @@ pub(super) fn bind(
     token: usize,
     now: Millis,
     seed: u64,
+    dtls: Option<DtlsConfig>,
 ) -> io::Result<SnListener> {
-    if config.tls.is_some() || sn.psk_file.is_some() {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            format!(
-                "listener {}: DTLS on MQTT-SN listeners is not available yet",
-                config.port
-            ),
-        ));
-    }
     let addr = resolve(config)?;
     let dual = config.bind_address.is_none() && config.socket_domain.is_none();
     let mut socket = bind_udp(addr, dual)
@@ -102,8 +98,20 @@ pub(super) fn bind(
         },
         now,
     );
+    let dtls = match dtls {
+        None => None,
+        Some(d) => Some(
+            DtlsServer::new(d, seed.rotate_left(7), max_clients).map_err(|e| {
+                io::Error::new(e.kind(), format!("listener {}: DTLS: {e}", config.port))
+            })?,
+        ),
+    };
+    if dtls.is_some() {
+        log::info!("listener {}: MQTT-SN over DTLS 1.2", config.port);
+    }
     Ok(SnListener {
         gateway,
+        dtls,
         socket,
         group_socket,
         group: sn.multicast_group,
@@ -223,9 +231,21 @@ impl Reactor {
                 id
             };
             let from = SocketAddr::new(from.ip().to_canonical(), from.port());
-            listener
-                .gateway
-                .datagram(self.now, from, &buf[..n], &mut ids);
+            match (&mut listener.dtls, group) {
+                // Discovery on the group stays in the clear: clients search before any
+                // handshake.
+                (Some(dtls), false) => {
+                    for payload in dtls.receive(self.now, from, &buf[..n]) {
+                        listener
+                            .gateway
+                            .datagram(self.now, from, &payload, &mut ids);
+                    }
+                    self.dtls_outputs(index);
+                }
+                _ => listener
+                    .gateway
+                    .datagram(self.now, from, &buf[..n], &mut ids),
+            }
             self.pump_gateways();
         }
         // Budget used: more may wait, and edge-triggered readiness will not say so again.
@@ -264,7 +284,7 @@ impl Reactor {
                         Output::Datagram { to, bytes } => self.send_datagram(index, to, &bytes),
                         Output::Multicast { bytes } => {
                             if let Some(group) = self.sn.get(index).and_then(|l| l.group) {
-                                self.send_datagram(index, group, &bytes);
+                                self.send_raw(index, group, &bytes);
                             }
                         }
                     }
@@ -276,7 +296,51 @@ impl Reactor {
         }
     }
 
+    /// Sends what the listener's DTLS layer has for its peers and logs its events.
+    fn dtls_outputs(&mut self, index: usize) {
+        let mut out = Vec::new();
+        let mut events = Vec::new();
+        if let Some(dtls) = self.sn.get_mut(index).and_then(|l| l.dtls.as_mut()) {
+            while let Some(t) = dtls.poll_transmit() {
+                out.push(t);
+            }
+            while let Some(e) = dtls.poll_event() {
+                events.push(e);
+            }
+        }
+        for (to, datagram) in out {
+            self.send_raw(index, to, &datagram);
+        }
+        for event in events {
+            match event {
+                DtlsEvent::Established { peer } => log::debug!("udp {peer}: DTLS established"),
+                DtlsEvent::Closed { peer, reason } => {
+                    log::info!("udp {peer}: DTLS closed: {reason}")
+                }
+                DtlsEvent::Refused { peer, reason } => {
+                    log::info!("udp {peer}: DTLS handshake refused: {reason}")
+                }
+            }
+        }
+    }
+
+    /// Sends MQTT-SN bytes to a peer: through DTLS on a DTLS listener, else as they are.
     fn send_datagram(&mut self, index: usize, to: SocketAddr, bytes: &[u8]) {
+        let now = self.now;
+        let Some(listener) = self.sn.get_mut(index) else {
+            return;
+        };
+        if let Some(dtls) = listener.dtls.as_mut() {
+            if let Err(e) = dtls.send(now, to, bytes) {
+                log::debug!("udp {to}: MQTT-SN message not sent over DTLS: {e}");
+            }
+            self.dtls_outputs(index);
+            return;
+        }
+        self.send_raw(index, to, bytes);
+    }
+
+    fn send_raw(&mut self, index: usize, to: SocketAddr, bytes: &[u8]) {
         let Some(listener) = self.sn.get(index) else {
             return;
         };
@@ -296,18 +360,29 @@ impl Reactor {
     /// Step 4 for the gateways: their timers.
     pub(super) fn gateway_timers(&mut self) {
         let now = self.now;
-        for listener in &mut self.sn {
+        for index in 0..self.sn.len() {
+            let Some(listener) = self.sn.get_mut(index) else {
+                continue;
+            };
             if listener.gateway.next_deadline().is_some_and(|d| d <= now) {
                 listener.gateway.tick(now);
+            }
+            if let Some(dtls) = listener.dtls.as_mut() {
+                if dtls.next_deadline().is_some_and(|d| d <= now) {
+                    dtls.tick(now);
+                    self.dtls_outputs(index);
+                }
             }
         }
         self.pump_gateways();
     }
 
     pub(super) fn gateway_deadline(&self) -> Option<Millis> {
-        self.sn
+        let gateways = self.sn.iter().filter_map(|l| l.gateway.next_deadline());
+        let dtls = self
+            .sn
             .iter()
-            .filter_map(|l| l.gateway.next_deadline())
-            .min()
+            .filter_map(|l| l.dtls.as_ref().and_then(DtlsServer::next_deadline));
+        gateways.chain(dtls).min()
     }
 }

@@ -227,6 +227,12 @@ class TransportBroker:
 
     @staticmethod
     def _accepts(listener):
+        dtls = listener.tls or listener.client_certs or "psk_file" in listener.options
+        if listener.protocol == "mqttsn" and dtls:
+            # A DTLS gateway answers nothing in the clear. culex binds every socket before
+            # it serves any, so a TCP listener listed before this one that accepts
+            # connections shows this one is bound too.
+            return True
         if listener.protocol == "mqttsn":
             return _answers_searchgw(listener)
         try:

@@ -215,7 +215,7 @@ fn provider(tls: &TlsConfig) -> io::Result<CryptoProvider> {
 }
 
 /// The certificates of a PEM file; an empty file is an error.
-fn certificates(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
+pub(crate) fn certificates(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
     let bad = |e: rustls::pki_types::pem::Error| {
         invalid(format!("{}: cannot read certificates: {e}", path.display()))
     };
@@ -231,7 +231,7 @@ fn certificates(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
 
 /// The CA certificates client certificates must chain to, from `cafile` and `capath`;
 /// `None` when neither is set.
-fn client_roots(tls: &TlsConfig) -> io::Result<Option<RootCertStore>> {
+pub(crate) fn client_roots(tls: &TlsConfig) -> io::Result<Option<RootCertStore>> {
     if tls.cafile.is_none() && tls.capath.is_none() {
         return Ok(None);
     }

@@ -26,6 +26,7 @@ use x509_cert::der::Decode;
 use x509_cert::Certificate as X509Certificate;
 
 use crate::config::TlsConfig;
+use crate::transport::tls_config::{certificates, client_roots};
 
 /// How long an established peer may stay silent before its association is dropped. MQTT-SN
 /// clients may sleep for long periods; the reactor sets it from the gateway's settings.
@@ -313,56 +314,6 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
         .chunks(2)
         .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
         .collect()
-}
-
-/// The certificates of a PEM file; an empty file is an error.
-fn certificates(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
-    let bad = |e: rustls::pki_types::pem::Error| {
-        invalid(format!("{}: cannot read certificates: {e}", path.display()))
-    };
-    let chain = CertificateDer::pem_file_iter(path)
-        .map_err(bad)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(bad)?;
-    if chain.is_empty() {
-        return Err(invalid(format!("{}: no certificate found", path.display())));
-    }
-    Ok(chain)
-}
-
-/// The CA certificates of `cafile` and `capath`; `None` when neither is set.
-fn client_roots(tls: &TlsConfig) -> io::Result<Option<RootCertStore>> {
-    if tls.cafile.is_none() && tls.capath.is_none() {
-        return Ok(None);
-    }
-    let mut roots = RootCertStore::empty();
-    if let Some(cafile) = &tls.cafile {
-        for cert in certificates(cafile)? {
-            roots
-                .add(cert)
-                .map_err(|e| invalid(format!("{}: bad CA certificate: {e}", cafile.display())))?;
-        }
-    }
-    if let Some(capath) = &tls.capath {
-        let entries = capath
-            .read_dir()
-            .map_err(|e| invalid(format!("{}: cannot list: {e}", capath.display())))?;
-        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        // Sorted, so the same directory always gives the same store.
-        paths.sort();
-        for path in paths.iter().filter(|p| p.is_file()) {
-            // Other files in a CA directory (READMEs, CRLs) are passed over.
-            if let Ok(certs) = certificates(path) {
-                roots.add_parsable_certificates(certs);
-            }
-        }
-    }
-    if roots.is_empty() {
-        let file = tls.cafile.as_ref().or(tls.capath.as_ref());
-        let name = file.map(|p| p.display().to_string()).unwrap_or_default();
-        return Err(invalid(format!("{name}: no usable CA certificate")));
-    }
-    Ok(Some(roots))
 }
 
 /// The private key of a PEM file (PKCS#8, PKCS#1 RSA or SEC1 P-256), imported into `crypto`.

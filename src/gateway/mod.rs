@@ -18,7 +18,8 @@ mod convert;
 mod tests;
 
 use core::net::SocketAddr;
-use std::collections::{BTreeMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::rc::Rc;
 
 use crate::clock::Millis;
@@ -111,6 +112,10 @@ pub struct Gateway {
     predefined_ids: BTreeMap<Rc<str>, u16>,
     clients: BTreeMap<Peer, Client>,
     by_conn: BTreeMap<ConnId, Peer>,
+    /// Client deadlines, earliest first. Entries are never removed in place: a popped entry
+    /// whose client moved its deadline later is armed again (see [`Gateway::arm`]), so the
+    /// loop never scans the client table.
+    timers: BinaryHeap<Reverse<(Millis, Peer)>>,
     /// The engine connection that carries QoS -1 publications, opened on first use.
     anonymous: Option<ConnId>,
     out: VecDeque<Output>,
@@ -140,6 +145,7 @@ impl Gateway {
             predefined_ids,
             clients: BTreeMap::new(),
             by_conn: BTreeMap::new(),
+            timers: BinaryHeap::new(),
             anonymous: None,
             out: VecDeque::new(),
             next_advertise,
@@ -169,9 +175,28 @@ impl Gateway {
 
     /// The earliest time [`Gateway::tick`] has work to do.
     pub fn next_deadline(&self) -> Option<Millis> {
-        let clients = self.clients.values().filter_map(Client::deadline);
+        let clients = self.timers.peek().map(|Reverse((at, _))| *at);
         let gwinfo = self.gwinfo_due.iter().map(|(due, _)| *due);
-        clients.chain(gwinfo).chain(self.next_advertise).min()
+        clients
+            .into_iter()
+            .chain(gwinfo)
+            .chain(self.next_advertise)
+            .min()
+    }
+
+    /// Puts the client's deadline in the timer heap when it is earlier than the one already
+    /// there. Activity only moves a deadline later, so busy clients add no entries.
+    fn arm(&mut self, peer: &Peer) {
+        let Some(client) = self.clients.get_mut(peer) else {
+            return;
+        };
+        let Some(due) = client.deadline() else {
+            return;
+        };
+        if client.armed.is_none_or(|armed| due < armed) {
+            client.armed = Some(due);
+            self.timers.push(Reverse((due, peer.clone())));
+        }
     }
 
     /// One datagram from `from`. `new_conn` gives engine connection ids for new clients.
@@ -233,6 +258,7 @@ impl Gateway {
         msg: Message<'_>,
         new_conn: &mut dyn FnMut() -> ConnId,
     ) {
+        let key = peer.clone();
         match msg {
             Message::SearchGw { .. } => {
                 // One answer per searcher at a time: a SEARCHGW flood cannot grow the list.
@@ -271,6 +297,7 @@ impl Gateway {
                 None => self.unknown_peer(&peer, other),
             },
         }
+        self.arm(&key);
     }
 
     fn remember(
@@ -339,6 +366,7 @@ impl Gateway {
                 }
                 if let Some(peer) = self.by_conn.get(&conn).cloned() {
                     self.engine_packet(now, &peer, packet);
+                    self.arm(&peer);
                 }
             }
             Action::Close { conn } => self.engine_close(conn),
@@ -409,14 +437,22 @@ impl Gateway {
                 next
             });
         }
-        let due: Vec<Peer> = self
-            .clients
-            .iter()
-            .filter(|(_, c)| c.deadline().is_some_and(|d| d <= now))
-            .map(|(p, _)| p.clone())
-            .collect();
-        for peer in due {
-            self.client_timers(now, &peer);
+        while let Some(Reverse((at, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((_, peer))) = self.timers.pop() else {
+                break;
+            };
+            let Some(client) = self.clients.get_mut(&peer) else {
+                // The client is gone, or moved to another address with its own entry.
+                continue;
+            };
+            client.armed = None;
+            if client.deadline().is_some_and(|d| d <= now) {
+                self.client_timers(now, &peer);
+            }
+            self.arm(&peer);
         }
     }
 

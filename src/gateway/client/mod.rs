@@ -132,6 +132,8 @@ pub(super) struct Client {
     subscribe_topics: BTreeMap<u16, u16>,
     /// QoS 2 messages the client refused: the engine's PUBREL is answered here.
     refused_qos2: BTreeSet<u16>,
+    /// The earliest deadline of this client in the gateway's timer heap, if any.
+    pub(super) armed: Option<Millis>,
 }
 
 impl Client {
@@ -153,6 +155,7 @@ impl Client {
             publish_topics: BTreeMap::new(),
             subscribe_topics: BTreeMap::new(),
             refused_qos2: BTreeSet::new(),
+            armed: None,
         }
     }
 
@@ -362,7 +365,9 @@ impl Gateway {
             self.send(&peer, &Message::Disconnect { duration: None });
             return;
         };
-        if let Some(client) = self.clients.remove(&old) {
+        if let Some(mut client) = self.clients.remove(&old) {
+            // Its heap entry names the old address: the new one needs its own.
+            client.armed = None;
             self.by_conn.insert(client.conn, peer.clone());
             self.clients.insert(peer.clone(), client);
         }

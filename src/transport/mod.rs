@@ -125,10 +125,19 @@ impl Transport {
     pub fn peer_certificate(&self) -> Option<&[u8]> {
         with_top!(self, t => t.peer_certificate())
     }
+
+    fn socket(&mut self) -> &mut TcpTransport {
+        match self {
+            Self::Tcp(t) => t,
+            Self::Tls(t) => t.sock_mut(),
+            Self::Ws(t) => t.lower_mut(),
+            Self::Wss(t) => t.lower_mut().sock_mut(),
+        }
+    }
 }
 
-// Delegating the registration keeps the reactor unaware of which socket sits at the bottom
-// of the stack.
+// The socket at the bottom of every stack is what the poller watches; delegating to it
+// keeps the reactor unaware of the layers above.
 impl Source for Transport {
     fn register(
         &mut self,
@@ -136,7 +145,7 @@ impl Source for Transport {
         token: Token,
         interest: Interest,
     ) -> io::Result<()> {
-        with_top!(self, t => t.register(registry, token, interest))
+        self.socket().register(registry, token, interest)
     }
 
     fn reregister(
@@ -145,10 +154,10 @@ impl Source for Transport {
         token: Token,
         interest: Interest,
     ) -> io::Result<()> {
-        with_top!(self, t => t.reregister(registry, token, interest))
+        self.socket().reregister(registry, token, interest)
     }
 
     fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        with_top!(self, t => t.deregister(registry))
+        self.socket().deregister(registry)
     }
 }

@@ -8,11 +8,9 @@
 use std::io::{self, BufRead, Read, Write};
 use std::sync::Arc;
 
-use mio::event::Source;
-use mio::{Interest, Registry, Token};
 use rustls::{ServerConfig, ServerConnection};
 
-use super::{Layer, ReadOutcome, TcpTransport};
+use super::{Layer, ReadOutcome};
 
 /// Bytes rustls may hold for sending, plaintext written before the handshake completed and
 /// encrypted records alike. Enough for several full records, so a busy connection keeps the
@@ -39,6 +37,11 @@ impl<S: Read + Write> TlsTransport<S> {
             .map_err(|e| io::Error::other(format!("cannot start a TLS session: {e}")))?;
         session.set_buffer_limit(Some(TLS_BUFFER_LIMIT));
         Ok(Self { sock, session })
+    }
+
+    /// The stream under the session, for the poller's registration.
+    pub fn sock_mut(&mut self) -> &mut S {
+        &mut self.sock
     }
 
     /// True once the handshake is complete: the peer's certificate (if any) is verified.
@@ -167,30 +170,6 @@ impl<S: Read + Write> Layer for TlsTransport<S> {
 
     fn peer_certificate(&self) -> Option<&[u8]> {
         Self::peer_certificate(self)
-    }
-}
-
-impl Source for TlsTransport<TcpTransport> {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interest: Interest,
-    ) -> io::Result<()> {
-        self.sock.register(registry, token, interest)
-    }
-
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interest: Interest,
-    ) -> io::Result<()> {
-        self.sock.reregister(registry, token, interest)
-    }
-
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        self.sock.deregister(registry)
     }
 }
 

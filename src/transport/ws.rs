@@ -9,8 +9,6 @@
 use std::io;
 use std::mem;
 
-use mio::event::Source;
-use mio::{Interest, Registry, Token};
 use tungstenite::handshake::server::{Callback, ErrorResponse, Request, Response};
 use tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
 use tungstenite::http::{HeaderValue, StatusCode};
@@ -156,6 +154,11 @@ impl<L: Layer> WsTransport<L> {
 
     pub fn lower(&self) -> &L {
         &self.lower
+    }
+
+    /// The layer below, for the poller's registration.
+    pub fn lower_mut(&mut self) -> &mut L {
+        &mut self.lower
     }
 
     /// True once the upgrade is done and MQTT bytes may flow.
@@ -431,30 +434,6 @@ impl<L: Layer> Layer for WsTransport<L> {
 
     fn peer_certificate(&self) -> Option<&[u8]> {
         self.lower.peer_certificate()
-    }
-}
-
-impl<L: Layer + Source> Source for WsTransport<L> {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interest: Interest,
-    ) -> io::Result<()> {
-        self.lower.register(registry, token, interest)
-    }
-
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interest: Interest,
-    ) -> io::Result<()> {
-        self.lower.reregister(registry, token, interest)
-    }
-
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        self.lower.deregister(registry)
     }
 }
 

@@ -9,7 +9,6 @@ specification carry the ``culex_only`` marker.
 
 import os
 import re
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -19,7 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from interop_util import Peer, unique_topic
+# Imported here and loaded as a plugin below: let pytest rewrite its asserts first.
+pytest.register_assert_rewrite("transport_broker")
+
+from interop_util import Peer, unique_topic  # noqa: E402
+from transport_broker import broker_binary  # noqa: E402
 
 # Fixtures of the multi-listener brokers (TLS, WebSockets), for every module.
 pytest_plugins = ["transport_broker"]
@@ -145,11 +148,7 @@ class Broker:
         pytest.fail(f"{self.kind} failed to start: {why}\n--- broker output ---\n{self.log()}", pytrace=False)
 
     def _start_culex(self):
-        binary = os.environ.get("CULEX_BIN") or str(REPO_ROOT / "target" / "release" / "culex")
-        if not os.path.isabs(binary):
-            binary = str(REPO_ROOT / binary) if os.sep in binary else (shutil.which(binary) or binary)
-        if not os.access(binary, os.X_OK):
-            pytest.fail(f"culex binary not found or not executable: {binary} (set CULEX_BIN)", pytrace=False)
+        binary = broker_binary("culex")
         conf = self._write_config("listener 0 127.0.0.1")
         self._spawn([binary, "-c", str(conf)])
         deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -163,9 +162,7 @@ class Broker:
                 self._fail(f"no 'listening on 127.0.0.1:PORT' line within {STARTUP_TIMEOUT:.0f} s")
 
     def _start_mosquitto(self):
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not os.access(binary, os.X_OK):
-            pytest.fail("mosquitto not found (apt-get install mosquitto)", pytrace=False)
+        binary = broker_binary("mosquitto")
         self.port = free_port()
         conf = self._write_config(f"listener {self.port} 127.0.0.1")
         with conf.open("a") as f:

@@ -84,6 +84,25 @@ def generate_certs(directory):
 # Listeners and the broker
 
 
+def broker_binary(kind):
+    """The executable of the broker under test: culex (``$CULEX_BIN`` or the release
+    build) or mosquitto; fails the test when it is missing."""
+    if kind == "culex":
+        binary = os.environ.get("CULEX_BIN") or str(REPO_ROOT / "target" / "release" / "culex")
+        if not os.path.isabs(binary):
+            binary = str(REPO_ROOT / binary) if os.sep in binary else (shutil.which(binary) or binary)
+        if not os.access(binary, os.X_OK):
+            pytest.fail(f"culex binary not found or not executable: {binary} (set CULEX_BIN)",
+                        pytrace=False)
+        return binary
+    if kind == "mosquitto":
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not os.access(binary, os.X_OK):
+            pytest.fail("mosquitto not found (apt-get install mosquitto)", pytrace=False)
+        return binary
+    pytest.fail(f"unknown INTEROP_BROKER {kind!r}", pytrace=False)
+
+
 @dataclass
 class Listener:
     """One listener of a :class:`TransportBroker`.
@@ -185,24 +204,8 @@ class TransportBroker:
             return "".join(self._log)
 
     # -- lifecycle -------------------------------------------------------
-    def _binary(self):
-        if self.kind == "culex":
-            binary = os.environ.get("CULEX_BIN") or str(REPO_ROOT / "target" / "release" / "culex")
-            if not os.path.isabs(binary):
-                binary = str(REPO_ROOT / binary) if os.sep in binary else (shutil.which(binary) or binary)
-            if not os.access(binary, os.X_OK):
-                pytest.fail(f"culex binary not found or not executable: {binary} (set CULEX_BIN)",
-                            pytrace=False)
-            return binary
-        if self.kind == "mosquitto":
-            binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-            if not os.access(binary, os.X_OK):
-                pytest.fail("mosquitto not found (apt-get install mosquitto)", pytrace=False)
-            return binary
-        pytest.fail(f"unknown INTEROP_BROKER {self.kind!r}", pytrace=False)
-
     def start(self):
-        binary = self._binary()
+        binary = broker_binary(self.kind)
         for listener in self.listeners.values():
             try:
                 kind = socket.SOCK_DGRAM if listener.protocol == "mqttsn" else socket.SOCK_STREAM

@@ -25,9 +25,11 @@ pub enum Command {
     Help(String),
     /// `-V`: the text to print.
     Version(String),
+    /// `--dump-store FILE`: print what a store holds.
+    DumpStore(PathBuf),
 }
 
-const SYNOPSIS: &str = "Usage: culex [-c FILE] [-p PORT]... [-v] [-t]";
+const SYNOPSIS: &str = "Usage: culex [-c FILE] [-p PORT]... [-v] [-t] | --dump-store FILE";
 
 fn spec() -> getopts::Options {
     let mut opts = getopts::Options::new();
@@ -41,6 +43,12 @@ fn spec() -> getopts::Options {
     );
     opts.optflag("v", "verbose", "log at debug level (RUST_LOG overrides)");
     opts.optflag("t", "test-config", "check the configuration, then exit");
+    opts.optopt(
+        "",
+        "dump-store",
+        "print the sessions, queues and retained messages of a store FILE, then exit",
+        "FILE",
+    );
     opts.optflag("h", "help", "print this help, then exit");
     opts.optflag("V", "version", "print the version, then exit");
     opts
@@ -76,6 +84,12 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     }
     if let Some(extra) = matches.free.first() {
         return Err(bad(format!("unexpected argument \"{extra}\"")));
+    }
+    if let Some(path) = matches.opt_str("dump-store") {
+        if path.is_empty() {
+            return Err(bad("--dump-store: empty file name".to_owned()));
+        }
+        return Ok(Command::DumpStore(PathBuf::from(path)));
     }
     let config = match matches.opt_str("c") {
         Some(path) if path.is_empty() => return Err(bad("-c: empty file name".to_owned())),
@@ -187,6 +201,16 @@ mod tests {
             assert!(text.contains(flag), "{flag}");
         }
         assert!(text.lines().all(|l| l.len() <= 100));
+    }
+
+    #[test]
+    fn dump_store_names_a_file() {
+        assert_eq!(
+            run(&["--dump-store", "/var/lib/culex/culex.redb"]),
+            Ok(Command::DumpStore("/var/lib/culex/culex.redb".into()))
+        );
+        assert!(error(&["--dump-store", ""]).contains("empty file name"));
+        assert!(error(&["--dump-store"]).contains("dump-store"));
     }
 
     #[test]

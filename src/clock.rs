@@ -68,6 +68,15 @@ impl Clock {
         }
     }
 
+    /// The wall-clock time of [`Millis::ZERO`], in Unix milliseconds.
+    pub fn wall_start_ms(&self) -> u64 {
+        match self {
+            Self::System { wall_start_ms, .. } | Self::Virtual { wall_start_ms, .. } => {
+                *wall_start_ms
+            }
+        }
+    }
+
     /// Moves a virtual clock forward; a system clock ignores it.
     pub fn advance(&mut self, ms: u64) {
         if let Self::Virtual { now, .. } = self {

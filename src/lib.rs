@@ -7,4 +7,5 @@ pub mod engine;
 pub mod gateway;
 pub mod reactor;
 pub mod rng;
+pub mod store;
 pub mod transport;

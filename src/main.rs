@@ -12,6 +12,7 @@ use culex::config::{self, Config};
 use culex::engine::Engine;
 use culex::reactor::Reactor;
 use culex::rng::Rng;
+use culex::store::{self, Counts, Store};
 use culex::transport::dtls::{dtls_config, DtlsConfig};
 use culex::transport::tls_config;
 
@@ -27,6 +28,18 @@ fn main() -> ExitCode {
         Ok(Command::Help(text) | Command::Version(text)) => {
             println!("{text}");
             return ExitCode::SUCCESS;
+        }
+        Ok(Command::DumpStore(path)) => {
+            return match store::dump(&path) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("culex: {e}");
+                    ExitCode::from(EXIT_START)
+                }
+            };
         }
         Err(message) => {
             eprintln!("{message}");
@@ -79,11 +92,40 @@ fn main() -> ExitCode {
             .collect(),
     );
     engine.set_gateway_listeners(config.listeners.iter().map(|l| l.is_datagram()).collect());
+    let clock = Clock::system();
+    let store = if config.persistence.enabled {
+        let path = config.persistence.path();
+        match Store::open(&path, config.persistence.sync, clock.wall_start_ms()) {
+            Ok((store, snapshot)) => {
+                let c = Counts::of(&snapshot);
+                engine.enable_journal();
+                engine.restore(clock.now(), snapshot);
+                log::info!(
+                    "store {}: {} sessions, {} subscriptions, {} queued and {} in-flight \
+                     messages, {} retained messages",
+                    path.display(),
+                    c.sessions,
+                    c.subscriptions,
+                    c.queued,
+                    c.inflight,
+                    c.retained
+                );
+                Some(store)
+            }
+            Err(e) => {
+                eprintln!("culex: {e}");
+                return ExitCode::from(EXIT_START);
+            }
+        }
+    } else {
+        None
+    };
     let mut reactor = match Reactor::new(
         config,
         options.config.clone(),
         engine,
-        Clock::system(),
+        store,
+        clock,
         seed.rotate_left(17),
         dtls,
     ) {

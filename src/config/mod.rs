@@ -6,6 +6,7 @@ pub mod load;
 mod mqttsn;
 pub mod options;
 pub mod parse;
+mod persistence;
 pub mod predefined;
 mod tls;
 
@@ -17,6 +18,7 @@ use crate::engine::limits::Limits;
 pub use load::load;
 pub use mqttsn::{MqttSnConfig, ReadFile};
 pub use parse::{parse, Include, Parser};
+pub use persistence::{Persistence, SyncPolicy};
 
 /// The port MQTT brokers listen on by default.
 pub const DEFAULT_PORT: u16 = 1883;
@@ -35,6 +37,7 @@ pub struct Config {
     /// True when `listeners` holds only the 127.0.0.1:1883 listener that stands in for a
     /// configuration that defines none; `-p` ports then replace it (see [`apply_ports`]).
     pub implicit_listener: bool,
+    pub persistence: Persistence,
 }
 
 /// Transport protocol spoken on a listener.
@@ -154,6 +157,7 @@ impl Config {
             },
             warnings: Vec::new(),
             implicit_listener: true,
+            persistence: Persistence::default(),
         }
     }
 }

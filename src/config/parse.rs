@@ -3,8 +3,9 @@
 
 use super::mqttsn::{self, ReadFile, SnDraft};
 use super::options::{self, Scope, Support};
+use super::persistence;
 use super::tls::{self, TlsDraft};
-use super::{Config, ConfigError, ListenerConfig, SocketDomain, DEFAULT_PORT};
+use super::{Config, ConfigError, ListenerConfig, Persistence, SocketDomain, DEFAULT_PORT};
 use crate::codec::mqtt::QoS;
 use crate::engine::limits::{Limits, PACKET_SIZE_MAX};
 
@@ -33,6 +34,7 @@ struct Declared {
 #[derive(Clone, Debug)]
 pub struct Parser {
     limits: Limits,
+    persistence: Persistence,
     warnings: Vec<String>,
     /// The listener of the global `port` and `bind_address` options, and of listener options
     /// that come before any `listener` line.
@@ -70,6 +72,7 @@ impl Parser {
                 allow_anonymous: false,
                 ..Limits::default()
             },
+            persistence: Persistence::default(),
             warnings: Vec::new(),
             default: None,
             listeners: Vec::new(),
@@ -156,6 +159,7 @@ impl Parser {
             limits: self.limits,
             warnings: self.warnings,
             implicit_listener,
+            persistence: self.persistence,
         })
     }
 
@@ -217,6 +221,9 @@ impl Parser {
                 } else {
                     target.bind_address = Some(value.to_owned());
                 }
+            }
+            "persistence" | "persistence_location" | "persistence_file" | "persistence_sync" => {
+                persistence::option(&mut self.persistence, key, &values)?;
             }
             _ => limit_option(&mut self.limits, key, single(key, &values)?)?,
         }
@@ -344,7 +351,7 @@ fn limit_option(limits: &mut Limits, key: &str, value: &str) -> Result<(), Strin
 }
 
 /// The only value of an option that takes one.
-fn single<'a>(key: &str, values: &[&'a str]) -> Result<&'a str, String> {
+pub(super) fn single<'a>(key: &str, values: &[&'a str]) -> Result<&'a str, String> {
     match values {
         [] => Err(format!("{key}: missing value")),
         [value] => Ok(value),
@@ -360,7 +367,7 @@ fn extra_value(key: &str, extra: &str) -> String {
     }
 }
 
-fn boolean(key: &str, value: &str) -> Result<bool, String> {
+pub(super) fn boolean(key: &str, value: &str) -> Result<bool, String> {
     match value {
         "true" => Ok(true),
         "false" => Ok(false),
@@ -384,7 +391,7 @@ fn range_error(key: &str, value: &str, min: u64, max: u64) -> String {
 }
 
 /// `value` as a plain decimal number within `min..=max`.
-fn number(value: &str, min: u64, max: u64) -> Option<u64> {
+pub(super) fn number(value: &str, min: u64, max: u64) -> Option<u64> {
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -733,8 +740,21 @@ mod tests {
                 "password_file is not supported in this version",
             ),
             (
-                "persistence true",
-                "persistence is not supported in this version",
+                "persistence yes",
+                "persistence: expected true or false, got \"yes\"",
+            ),
+            (
+                "persistence_file a/b.redb",
+                "persistence_file: a file name without a directory (see persistence_location), \
+                 got \"a/b.redb\"",
+            ),
+            (
+                "persistence_sync always",
+                "persistence_sync: expected every-turn or interval MS, got \"always\"",
+            ),
+            (
+                "persistence_sync interval 0",
+                "persistence_sync: interval: expected milliseconds from 1 to 3600000, got \"0\"",
             ),
             (
                 "crlfile /etc/culex/crl.pem",

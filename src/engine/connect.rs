@@ -140,10 +140,7 @@ impl Engine {
                 }
             });
         }
-        self.journal.record(|| Change::SessionSaved {
-            client_id: client_id.clone(),
-            expiry_secs: expiry,
-        });
+        self.persist_session(key);
 
         if let Some(cs) = self.conns.get_mut(&conn) {
             cs.state = ConnState::Active(key);
@@ -227,7 +224,7 @@ impl Engine {
         self.close(conn, "connection refused", None);
     }
 
-    fn create_session(&mut self, client_id: Rc<str>) -> usize {
+    pub(super) fn create_session(&mut self, client_id: Rc<str>) -> usize {
         let uid = self.next_uid;
         self.next_uid += 1;
         let key = self.sessions.insert(Session::new(uid, client_id.clone()));
@@ -280,6 +277,10 @@ impl Engine {
                     let d = self.sessions[key].inflight[&id].delivery.clone();
                     if !self.send_publish(key, conn, id, &d, true) {
                         self.sessions[key].inflight.remove(&id);
+                        self.record_for(key, |client_id| Change::InflightReleased {
+                            client_id,
+                            packet_id: id,
+                        });
                     }
                 }
             }

@@ -61,6 +61,7 @@ impl Engine {
                 // [MQTT-3.3.1-12], [MQTT-3.3.1-13] retain as published, else cleared.
                 retain: rap && msg.retain,
                 sub_ids,
+                seq: 0,
             };
             self.deliver(first.session, d);
             i = j;
@@ -90,7 +91,7 @@ impl Engine {
         self.enqueue(key, d);
     }
 
-    fn enqueue(&mut self, key: SessionKey, d: Delivery) {
+    fn enqueue(&mut self, key: SessionKey, mut d: Delivery) {
         let max_msgs = self.limits.max_queued_messages;
         let max_bytes = self.limits.max_queued_bytes;
         let s = &mut self.sessions[key];
@@ -107,14 +108,18 @@ impl Engine {
             return;
         }
         s.queued_bytes += size;
-        let client_id = s.client_id.clone();
-        let msg = d.msg.clone();
+        if s.durable {
+            d.seq = s.next_seq;
+            s.next_seq += 1;
+            let client_id = s.client_id.clone();
+            let delivery = d.clone();
+            self.journal.record(|| Change::Queued {
+                client_id,
+                seq: delivery.seq,
+                delivery,
+            });
+        }
         s.queue.push_back(d);
-        self.journal.record(|| Change::MessageStored {
-            client_id,
-            packet_id: None,
-            msg,
-        });
     }
 
     /// The number of QoS 1/2 messages the session may have in flight.
@@ -147,14 +152,17 @@ impl Engine {
             OutState::AwaitPubRec
         };
         let s = &mut self.sessions[key];
-        let client_id = s.client_id.clone();
-        let msg = d.msg.clone();
+        if s.durable {
+            let client_id = s.client_id.clone();
+            let delivery = d.clone();
+            self.journal.record(|| Change::InflightSaved {
+                client_id,
+                packet_id: id,
+                state,
+                delivery,
+            });
+        }
         s.inflight.insert(id, Inflight { delivery: d, state });
-        self.journal.record(|| Change::MessageStored {
-            client_id,
-            packet_id: Some(id),
-            msg,
-        });
     }
 
     /// Encodes one PUBLISH for the session's client. Returns false when nothing was sent: the
@@ -245,6 +253,11 @@ impl Engine {
                 return;
             };
             s.queued_bytes = s.queued_bytes.saturating_sub(d.msg.size());
+            if s.durable {
+                let client_id = s.client_id.clone();
+                let seq = d.seq;
+                self.journal.record(|| Change::Dequeued { client_id, seq });
+            }
             self.send_new(key, conn, d);
         }
     }
@@ -263,6 +276,16 @@ impl Engine {
                     return;
                 }
                 f.state = OutState::AwaitPubComp;
+                if s.durable {
+                    let client_id = s.client_id.clone();
+                    let delivery = f.delivery.clone();
+                    self.journal.record(|| Change::InflightSaved {
+                        client_id,
+                        packet_id: a.packet_id,
+                        state: OutState::AwaitPubComp,
+                        delivery,
+                    });
+                }
                 self.send(conn, Packet::PubRel(Self::ack(a.packet_id)));
             }
             Some(_) => self.send(conn, Packet::PubRel(Self::ack(a.packet_id))),
@@ -288,8 +311,7 @@ impl Engine {
             .is_some_and(|f| f.state == expected)
         {
             s.inflight.remove(&packet_id);
-            let client_id = s.client_id.clone();
-            self.journal.record(|| Change::MessageReleased {
+            self.record_for(key, |client_id| Change::InflightReleased {
                 client_id,
                 packet_id,
             });

@@ -1,24 +1,50 @@
-//! The one interface through which the engine reports changes to durable state.
+//! The one interface between the engine and durable state, both ways.
 //!
-//! Every change to what must survive a restart (sessions, subscriptions, queued and in-flight
-//! messages, inbound QoS 2 state, retained messages) is recorded here as a [`Change`]. The
-//! reactor takes the changes of a loop turn and commits them in one transaction before any
-//! acknowledgement of that turn leaves the process. With no store attached, nothing is
-//! recorded and the cost is one branch.
+//! Outbound, every change to what must survive a restart is recorded as a [`Change`]: the
+//! state of persistent sessions (a session expiry interval above zero, or clean session 0),
+//! their subscriptions, queued and in-flight messages and inbound QoS 2 packet identifiers,
+//! and retained messages. The reactor takes the changes of a loop turn and commits them in one
+//! transaction before any packet of that turn leaves the process. With no store attached
+//! nothing is recorded and the cost is one branch. Sessions that end with their connection
+//! are never recorded.
+//!
+//! Inbound, a [`Snapshot`] is what a store hands back at start-up, in engine terms: times are
+//! already [`Millis`] on this run's clock.
 
 use std::rc::Rc;
 
 use super::message::Message;
+use super::session::{Delivery, OutState};
 use super::topic_tree::Subscription;
+use crate::clock::Millis;
+use crate::codec::mqtt::Will;
+
+/// A will as stored with its session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredWill {
+    pub will: Will,
+    pub delay_secs: u32,
+    /// When the will is due, once its connection has ended.
+    pub due: Option<Millis>,
+}
+
+/// What is stored of a session itself; its subscriptions and messages are stored apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub expiry_secs: u32,
+    /// When the session ends, while no connection is attached.
+    pub expires_at: Option<Millis>,
+    pub will: Option<StoredWill>,
+}
 
 #[derive(Debug, Clone)]
 pub enum Change {
-    /// A session was created or its expiry changed.
+    /// A persistent session was created or one of its own fields changed.
     SessionSaved {
         client_id: Rc<str>,
-        expiry_secs: u32,
+        record: Box<SessionRecord>,
     },
-    /// A session ended; everything it owned goes with it.
+    /// A session ended (or stopped being persistent); everything it owned goes with it.
     SessionDeleted {
         client_id: Rc<str>,
     },
@@ -31,14 +57,26 @@ pub enum Change {
         client_id: Rc<str>,
         filter: String,
     },
-    /// A message was queued for a session, or sent with a packet identifier.
-    MessageStored {
+    /// A message joined the session's queue; `seq` orders the queue.
+    Queued {
         client_id: Rc<str>,
-        packet_id: Option<u16>,
-        msg: Rc<Message>,
+        seq: u64,
+        delivery: Delivery,
     },
-    /// An outbound flow completed (PUBACK or PUBCOMP received) or a message was discarded.
-    MessageReleased {
+    /// A message left the queue (sent, expired or discarded).
+    Dequeued {
+        client_id: Rc<str>,
+        seq: u64,
+    },
+    /// An outbound QoS 1/2 flow started or moved on (PUBREC received).
+    InflightSaved {
+        client_id: Rc<str>,
+        packet_id: u16,
+        state: OutState,
+        delivery: Delivery,
+    },
+    /// An outbound flow completed (PUBACK or PUBCOMP received) or was discarded.
+    InflightReleased {
         client_id: Rc<str>,
         packet_id: u16,
     },
@@ -54,6 +92,25 @@ pub enum Change {
     RetainCleared {
         topic: Rc<str>,
     },
+}
+
+/// One persistent session as loaded from a store.
+#[derive(Debug)]
+pub struct StoredSession {
+    pub client_id: String,
+    pub record: SessionRecord,
+    pub subscriptions: Vec<(String, Subscription)>,
+    /// In queue order.
+    pub queue: Vec<(u64, Delivery)>,
+    pub inflight: Vec<(u16, OutState, Delivery)>,
+    pub incoming_qos2: Vec<u16>,
+}
+
+/// Everything a store holds, as the engine resumes it.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub sessions: Vec<StoredSession>,
+    pub retained: Vec<Message>,
 }
 
 /// Collects changes when a store is attached.
@@ -79,11 +136,11 @@ impl Journal {
         }
     }
 
-    /// Hands the recorded changes to the caller, leaving the journal empty.
-    pub fn drain(&mut self) -> Vec<Change> {
-        self.changes
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
+    /// Moves the recorded changes into `out` (cleared first), keeping both allocations.
+    pub fn drain_into(&mut self, out: &mut Vec<Change>) {
+        out.clear();
+        if let Some(c) = self.changes.as_mut() {
+            std::mem::swap(c, out);
+        }
     }
 }

@@ -31,6 +31,7 @@ pub mod topic_tree;
 
 mod connect;
 mod deliver;
+mod persist;
 mod publish;
 
 mod subscribe;
@@ -230,9 +231,9 @@ impl Engine {
         self.journal.enable();
     }
 
-    /// The durable changes recorded since the last call.
-    pub fn take_changes(&mut self) -> Vec<Change> {
-        self.journal.drain()
+    /// Moves the durable changes recorded since the last call into `out`.
+    pub fn take_changes(&mut self, out: &mut Vec<Change>) {
+        self.journal.drain_into(out);
     }
 
     fn on_opened(&mut self, conn: ConnId, listener: ListenerId, peer: Rc<str>) {
@@ -507,11 +508,14 @@ impl Engine {
         }
         if expiry == 0 {
             self.end_session(key);
-        } else if expiry != session::EXPIRY_NEVER {
+            return;
+        }
+        if expiry != session::EXPIRY_NEVER {
             let at = self.now.saturating_add_secs(u64::from(expiry));
             self.sessions[key].expires_at = Some(at);
             self.timers.arm(at, TimerKey::SessionExpiry { uid });
         }
+        self.save_session(key);
     }
 
     fn check_session_expiry(&mut self, uid: u64) {
@@ -532,6 +536,7 @@ impl Engine {
         let s = &self.sessions[key];
         if s.link.is_none() && s.will_due.is_some_and(|at| at <= self.now) {
             self.publish_will(key);
+            self.save_session(key);
         }
     }
 
@@ -574,9 +579,11 @@ impl Engine {
         }
         self.by_client_id.remove(&s.client_id);
         self.by_uid.remove(&s.uid);
-        self.journal.record(|| Change::SessionDeleted {
-            client_id: s.client_id.clone(),
-        });
+        if s.durable {
+            self.journal.record(|| Change::SessionDeleted {
+                client_id: s.client_id.clone(),
+            });
+        }
     }
 
     /// Applies `persistent_client_expiration` to a session asking never to expire.

@@ -119,10 +119,8 @@ impl Engine {
             QoS::AtLeastOnce => self.send(conn, Packet::PubAck(ack)),
             QoS::ExactlyOnce => {
                 if !r.is_error() {
-                    let s = &mut self.sessions[key];
-                    s.incoming_qos2.insert(id);
-                    let client_id = s.client_id.clone();
-                    self.journal.record(|| Change::IncomingQos2 {
+                    self.sessions[key].incoming_qos2.insert(id);
+                    self.record_for(key, |client_id| Change::IncomingQos2 {
                         client_id,
                         packet_id: id,
                         pending: true,
@@ -165,11 +163,9 @@ impl Engine {
     }
 
     pub(super) fn on_pubrel(&mut self, conn: ConnId, key: SessionKey, a: Ack) {
-        let s = &mut self.sessions[key];
-        let found = s.incoming_qos2.remove(&a.packet_id);
-        let client_id = s.client_id.clone();
+        let found = self.sessions[key].incoming_qos2.remove(&a.packet_id);
         if found {
-            self.journal.record(|| Change::IncomingQos2 {
+            self.record_for(key, |client_id| Change::IncomingQos2 {
                 client_id,
                 packet_id: a.packet_id,
                 pending: false,
@@ -184,7 +180,9 @@ impl Engine {
 
     /// A message accepted by the broker: stored if retained, then routed to subscribers.
     pub(super) fn accept_message(&mut self, msg: Rc<Message>) {
-        if msg.retain && self.retained.set(&msg) {
+        // The broker's own `$SYS` messages describe this run only: never stored.
+        let durable = !msg.topic.starts_with("$SYS");
+        if msg.retain && self.retained.set(&msg) && durable {
             if msg.payload.is_empty() {
                 let topic = msg.topic.clone();
                 self.journal.record(|| Change::RetainCleared { topic });

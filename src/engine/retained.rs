@@ -10,6 +10,8 @@ use crate::codec::mqtt::topic;
 #[derive(Default, Debug)]
 pub struct Retained {
     by_topic: BTreeMap<Rc<str>, Rc<Message>>,
+    /// Topics whose message expired and was dropped, until the engine records them.
+    expired: Vec<Rc<str>>,
 }
 
 impl Retained {
@@ -47,11 +49,24 @@ impl Retained {
         }
         for t in expired {
             self.by_topic.remove(&t);
+            self.expired.push(t);
         }
     }
 
     /// Drops every expired message (called on the `$SYS` tick).
     pub fn purge_expired(&mut self, now: Millis) {
-        self.by_topic.retain(|_, m| !m.is_expired(now));
+        let expired = &mut self.expired;
+        self.by_topic.retain(|t, m| {
+            let keep = !m.is_expired(now);
+            if !keep {
+                expired.push(t.clone());
+            }
+            keep
+        });
+    }
+
+    /// The topics whose message expired since the last call.
+    pub fn take_expired(&mut self) -> Vec<Rc<str>> {
+        std::mem::take(&mut self.expired)
     }
 }

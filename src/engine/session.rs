@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
 
+use super::durable::{SessionRecord, StoredWill};
 use super::event::ConnId;
 use super::message::Message;
 use super::topic_tree::Subscription;
@@ -26,9 +27,11 @@ pub struct Delivery {
     pub qos: QoS,
     pub retain: bool,
     pub sub_ids: Vec<u32>,
+    /// Position in a persistent session's queue (0 until queued there).
+    pub seq: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum OutState {
     /// QoS 1 PUBLISH sent, PUBACK awaited.
     AwaitPubAck,
@@ -103,6 +106,11 @@ pub struct Session {
     pub will: Option<PendingWill>,
     /// When a delayed will is due (set once the connection has ended).
     pub will_due: Option<Millis>,
+    /// Whether the session's state is recorded for a store (a store is attached and the
+    /// session outlives its connection).
+    pub durable: bool,
+    /// The next queue position of a persistent session.
+    pub next_seq: u64,
 }
 
 impl Session {
@@ -121,6 +129,21 @@ impl Session {
             incoming_qos2: BTreeSet::new(),
             will: None,
             will_due: None,
+            durable: false,
+            next_seq: 1,
+        }
+    }
+
+    /// What a store keeps of the session itself.
+    pub fn record(&self) -> SessionRecord {
+        SessionRecord {
+            expiry_secs: self.expiry_secs,
+            expires_at: self.expires_at,
+            will: self.will.as_ref().map(|w| StoredWill {
+                will: w.will.clone(),
+                delay_secs: w.delay_secs,
+                due: self.will_due,
+            }),
         }
     }
 

@@ -59,10 +59,10 @@ impl Engine {
                 identifier,
             };
             let new = self.tree.insert(plain, group, key, entry);
-            let s = &mut self.sessions[key];
-            s.subscriptions.insert(stored.clone(), entry);
-            let client_id = s.client_id.clone();
-            self.journal.record(|| Change::Subscribed {
+            self.sessions[key]
+                .subscriptions
+                .insert(stored.clone(), entry);
+            self.record_for(key, |client_id| Change::Subscribed {
                 client_id,
                 filter: stored.clone(),
                 sub: entry,
@@ -79,6 +79,7 @@ impl Engine {
             if send_retained {
                 let mut found = Vec::new();
                 self.retained.matching(plain, self.now, &mut found);
+                self.record_expired_retained();
                 retained.extend(found.into_iter().map(|m| (m, entry)));
             }
         }
@@ -93,6 +94,7 @@ impl Engine {
                 qos: entry.options.qos.min(msg.qos),
                 retain: true,
                 sub_ids: entry.identifier.into_iter().collect(),
+                seq: 0,
                 msg,
             };
             self.deliver(key, d);
@@ -114,8 +116,7 @@ impl Engine {
             if existed {
                 let (group, plain) = super::split_group(&stored);
                 self.tree.remove(plain, group, key);
-                let client_id = self.sessions[key].client_id.clone();
-                self.journal.record(|| Change::Unsubscribed {
+                self.record_for(key, |client_id| Change::Unsubscribed {
                     client_id,
                     filter: stored,
                 });

@@ -29,6 +29,7 @@ impl Engine {
 
     pub(super) fn sys_tick(&mut self) {
         self.retained.purge_expired(self.now);
+        self.record_expired_retained();
         if self.limits.sys_interval == 0 {
             return;
         }

@@ -16,13 +16,20 @@
 //!    Every input to the engine is followed by applying all of its actions.
 //! 4. If the engine's deadline has passed, feed `Tick`.
 //! 5. Feed the byte counts as `Traffic` (bytes written in step 6 count in the next turn).
-//! 6. Flush every connection with pending output; register WRITABLE only while output waits.
-//! 7. Remove the connections that are closing and flushed (or broken), telling the engine
+//! 6. Commit the turn's durable changes to the store in one transaction. Nothing has been
+//!    written to any socket since the previous commit: every packet and datagram of the
+//!    turn waits in a buffer until here, so no acknowledgement leaves before what it
+//!    acknowledges is on disk. A failed commit stops the broker before anything is sent.
+//! 7. Flush every connection with pending output, then the queued datagrams; register
+//!    WRITABLE only while output waits.
+//! 8. Remove the connections that are closing and flushed (or broken), telling the engine
 //!    `Closed` for each. Only here do slab keys become free, and the next poll cannot
 //!    return events for a deregistered socket, so a reused key never sees a stale event.
+//!    What the engine changes in answer is committed in the next turn, before its flush.
 //!
 //! After a stop signal, the loop runs until the engine is idle and all output is written,
-//! or until [`SHUTDOWN_GRACE_MS`] have passed.
+//! or until [`SHUTDOWN_GRACE_MS`] have passed; the last changes are committed and flushed
+//! to disk before it returns.
 
 mod conn;
 mod flush;
@@ -41,9 +48,11 @@ use slab::Slab;
 
 use crate::clock::{Clock, Millis};
 use crate::config::Config;
+use crate::engine::durable::Change;
 use crate::engine::event::{Action, ConnId, Input, Traffic};
 use crate::engine::limits::Limits;
 use crate::engine::Engine;
+use crate::store::Store;
 use crate::transport::dtls::DtlsConfig;
 use conn::Conn;
 use listener::Listener;
@@ -96,6 +105,11 @@ pub struct Reactor {
     accept_retry: Vec<usize>,
     traffic: Traffic,
     shutdown_deadline: Option<Millis>,
+    /// The store, when persistence is on, and the buffer its changes pass through.
+    store: Option<Store>,
+    changes: Vec<Change>,
+    /// Datagrams to send after the turn's commit: (listener index, peer, bytes).
+    datagrams: Vec<(usize, std::net::SocketAddr, Vec<u8>)>,
 }
 
 /// Readiness gathered for one token in a turn.
@@ -113,6 +127,7 @@ impl Reactor {
         config: Config,
         config_path: Option<PathBuf>,
         engine: Engine,
+        store: Option<Store>,
         clock: Clock,
         seed: u64,
         mut dtls: Vec<Option<DtlsConfig>>,
@@ -165,6 +180,9 @@ impl Reactor {
             accept_retry: Vec::new(),
             traffic: Traffic::default(),
             shutdown_deadline: None,
+            store,
+            changes: Vec::new(),
+            datagrams: Vec::new(),
         })
     }
 
@@ -197,11 +215,18 @@ impl Reactor {
             if traffic != Traffic::default() {
                 self.feed(Input::Traffic(traffic));
             }
-            // 6. Flush.
+            // 6. Commit.
+            self.commit()?;
+            // 7. Flush.
             self.flush_all();
-            // 7. Deferred closes.
+            self.send_datagrams();
+            // 8. Deferred closes.
             self.close_finished();
             if self.shutdown_complete() {
+                self.commit()?;
+                if let Some(store) = self.store.as_mut() {
+                    store.flush().map_err(io::Error::other)?;
+                }
                 log::info!("shutdown complete");
                 return Ok(());
             }
@@ -213,7 +238,11 @@ impl Reactor {
             || !self.read_queue.is_empty()
             || !self.sn_read_queue.is_empty();
         let mut ms = if work_queued { 0 } else { MAX_WAIT_MS };
-        let deadlines = [self.engine.next_deadline(), self.gateway_deadline()];
+        let deadlines = [
+            self.engine.next_deadline(),
+            self.gateway_deadline(),
+            self.store.as_ref().and_then(Store::next_deadline),
+        ];
         for deadline in deadlines.into_iter().flatten() {
             ms = ms.min(deadline.since(self.now));
         }
@@ -296,6 +325,22 @@ impl Reactor {
             }
         }
         AfterSignals::Continue
+    }
+
+    /// Step 6: the turn's durable changes in one transaction. A failure ends the loop, so
+    /// that nothing it would have acknowledged is sent.
+    fn commit(&mut self) -> io::Result<()> {
+        let Some(store) = self.store.as_mut() else {
+            return Ok(());
+        };
+        self.engine.take_changes(&mut self.changes);
+        let result = store.commit(self.now, &self.changes);
+        self.changes.clear();
+        result.map_err(|e| {
+            io::Error::other(format!(
+                "{e}; stopping without sending this turn's acknowledgements"
+            ))
+        })
     }
 
     /// Hands one input to the engine and applies everything it asks for in return.

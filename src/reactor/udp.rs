@@ -281,10 +281,10 @@ impl Reactor {
                     progressed = true;
                     match out {
                         Output::Engine(input) => self.feed(input),
-                        Output::Datagram { to, bytes } => self.send_datagram(index, to, &bytes),
+                        Output::Datagram { to, bytes } => self.send_datagram(index, to, bytes),
                         Output::Multicast { bytes } => {
                             if let Some(group) = self.sn.get(index).and_then(|l| l.group) {
-                                self.send_raw(index, group, &bytes);
+                                self.send_raw(index, group, bytes);
                             }
                         }
                     }
@@ -309,7 +309,7 @@ impl Reactor {
             }
         }
         for (to, datagram) in out {
-            self.send_raw(index, to, &datagram);
+            self.send_raw(index, to, datagram);
         }
         for event in events {
             match event {
@@ -325,13 +325,13 @@ impl Reactor {
     }
 
     /// Sends MQTT-SN bytes to a peer: through DTLS on a DTLS listener, else as they are.
-    fn send_datagram(&mut self, index: usize, to: SocketAddr, bytes: &[u8]) {
+    fn send_datagram(&mut self, index: usize, to: SocketAddr, bytes: Vec<u8>) {
         let now = self.now;
         let Some(listener) = self.sn.get_mut(index) else {
             return;
         };
         if let Some(dtls) = listener.dtls.as_mut() {
-            if let Err(e) = dtls.send(now, to, bytes) {
+            if let Err(e) = dtls.send(now, to, &bytes) {
                 log::debug!("udp {to}: MQTT-SN message not sent over DTLS: {e}");
             }
             self.dtls_outputs(index);
@@ -340,7 +340,23 @@ impl Reactor {
         self.send_raw(index, to, bytes);
     }
 
-    fn send_raw(&mut self, index: usize, to: SocketAddr, bytes: &[u8]) {
+    /// Queues a datagram for step 7, after the turn's commit.
+    fn send_raw(&mut self, index: usize, to: SocketAddr, bytes: Vec<u8>) {
+        self.datagrams.push((index, to, bytes));
+    }
+
+    /// Step 7 for the MQTT-SN listeners: sends the datagrams queued this turn, in order.
+    pub(super) fn send_datagrams(&mut self) {
+        let queued = std::mem::take(&mut self.datagrams);
+        for (index, to, bytes) in &queued {
+            self.send_now(*index, *to, bytes);
+        }
+        // Keep the allocation for the next turn.
+        self.datagrams = queued;
+        self.datagrams.clear();
+    }
+
+    fn send_now(&mut self, index: usize, to: SocketAddr, bytes: &[u8]) {
         let Some(listener) = self.sn.get(index) else {
             return;
         };

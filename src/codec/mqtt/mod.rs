@@ -412,6 +412,34 @@ pub fn encoded_len(packet: &Packet, version: ProtocolVersion) -> usize {
     header::total_len(body_len(packet, version))
 }
 
+/// A property set outside any packet: what a store keeps of a message or a will.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PropertySet {
+    /// The properties a PUBLISH may carry.
+    Message,
+    /// The will properties of CONNECT.
+    Will,
+}
+
+impl PropertySet {
+    fn ctx(self) -> property::PropCtx {
+        match self {
+            Self::Message => property::PropCtx::Publish,
+            Self::Will => property::PropCtx::Will,
+        }
+    }
+}
+
+/// Appends the properties of `set` in their wire form, length first.
+pub fn encode_properties(p: &Properties, set: PropertySet, out: &mut Vec<u8>) {
+    property::encode(p, set.ctx(), out);
+}
+
+/// Reads properties written by [`encode_properties`], with the wire form's checks.
+pub fn decode_properties(r: &mut Reader<'_>, set: PropertySet) -> Result<Properties, DecodeError> {
+    property::decode(r, set.ctx())
+}
+
 /// Helpers shared by the codec test modules.
 #[cfg(test)]
 pub(crate) mod test_support {

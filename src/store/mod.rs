@@ -1,0 +1,518 @@
+//! Durable state in one redb file: the only module that names redb.
+//!
+//! [`Store::open`] takes the file (refusing one that is in use, damaged, empty or of another
+//! format version: never a silent reset) and returns what it holds as a [`Snapshot`] for the
+//! engine. From then on the reactor hands every loop turn's [`Change`]s to [`Store::commit`],
+//! one write transaction per turn, before any packet of that turn is written: one fsync
+//! serves every message of the turn (group commit). With `persistence_sync interval MS` the
+//! turn's transaction is written without an fsync and [`Store::next_deadline`] says when the
+//! next flush is due.
+//!
+//! A commit that fails is fatal to the caller: the acknowledgements of that turn must not
+//! leave the process.
+
+mod dump;
+mod record;
+mod schema;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use redb::{
+    Database, DatabaseError, Durability, ReadTransaction, ReadableDatabase, ReadableTable, Table,
+    TableError,
+};
+
+use crate::clock::Millis;
+use crate::config::SyncPolicy;
+use crate::engine::durable::{Change, Snapshot, StoredSession};
+pub use dump::dump;
+use record::WallTime;
+use schema::{
+    FORMAT_KEY, FORMAT_VERSION, INCOMING, INFLIGHT, META, QUEUE, RETAINED, SESSIONS, SUBSCRIPTIONS,
+};
+
+/// Memory redb may use to cache pages (its default is 1 GiB).
+const CACHE_BYTES: usize = 16 << 20;
+
+/// What is wrong with a store, always said with its path.
+#[derive(Debug)]
+pub struct StoreError {
+    pub path: PathBuf,
+    pub problem: Problem,
+}
+
+#[derive(Debug)]
+pub enum Problem {
+    /// Another process holds the file.
+    InUse,
+    /// The file exists and is empty: not a store culex wrote.
+    Empty,
+    /// A redb file without the format version culex writes.
+    NotAStore,
+    /// A culex store of another format version.
+    Version(u64),
+    /// The file does not read as a redb file, or a record does not decode.
+    Damaged(String),
+    /// Opened read-only, the file needs the recovery that follows a crash.
+    NeedsRecovery,
+    Io(std::io::Error),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.path.display();
+        match &self.problem {
+            Problem::InUse => write!(f, "store {path}: in use by another process"),
+            Problem::Empty => write!(
+                f,
+                "store {path}: empty file, not a culex store (remove it to start afresh)"
+            ),
+            Problem::NotAStore => write!(f, "store {path}: not a culex store (no format version)"),
+            Problem::Version(v) => write!(
+                f,
+                "store {path}: format version {v}; this culex reads format version \
+                 {FORMAT_VERSION}"
+            ),
+            Problem::Damaged(why) => write!(
+                f,
+                "store {path}: damaged or not a culex store: {why} (move it away to start \
+                 afresh)"
+            ),
+            Problem::NeedsRecovery => write!(
+                f,
+                "store {path}: not closed cleanly; start culex on it once to recover it"
+            ),
+            Problem::Io(e) => write!(f, "store {path}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// How many rows of each kind a snapshot holds, for the start-up log line.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub sessions: usize,
+    pub subscriptions: usize,
+    pub queued: usize,
+    pub inflight: usize,
+    pub retained: usize,
+}
+
+impl Counts {
+    pub fn of(snapshot: &Snapshot) -> Self {
+        let mut c = Self {
+            sessions: snapshot.sessions.len(),
+            retained: snapshot.retained.len(),
+            ..Self::default()
+        };
+        for s in &snapshot.sessions {
+            c.subscriptions += s.subscriptions.len();
+            c.queued += s.queue.len();
+            c.inflight += s.inflight.len();
+        }
+        c
+    }
+}
+
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+    sync: SyncPolicy,
+    wall: WallTime,
+    /// When the oldest change not yet flushed to disk was committed (interval mode).
+    unsynced_since: Option<Millis>,
+    /// Reused to encode records.
+    buf: Vec<u8>,
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path` and reads what it holds. `wall_start_ms` is the
+    /// wall-clock time of this run's [`Millis::ZERO`].
+    pub fn open(
+        path: &Path,
+        sync: SyncPolicy,
+        wall_start_ms: u64,
+    ) -> Result<(Self, Snapshot), StoreError> {
+        let fail = |problem| StoreError {
+            path: path.to_owned(),
+            problem,
+        };
+        let existed = match std::fs::metadata(path) {
+            Ok(m) if m.len() == 0 => return Err(fail(Problem::Empty)),
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(fail(Problem::Io(e))),
+        };
+        if !existed {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| fail(Problem::Io(e)))?;
+            }
+        }
+        let mut builder = Database::builder();
+        builder.set_cache_size(CACHE_BYTES);
+        // Every page is checked on open: a damaged file is refused, not trusted.
+        builder.set_check_integrity_on_open(true);
+        let db = if existed {
+            builder.open(path)
+        } else {
+            builder.create(path)
+        }
+        .map_err(|e| fail(database_problem(e)))?;
+        if existed {
+            let txn = db.begin_read().map_err(|e| fail(damaged(e)))?;
+            check_format(&txn).map_err(fail)?;
+        } else {
+            write_format(&db).map_err(fail)?;
+        }
+        let wall = WallTime {
+            start_ms: wall_start_ms,
+        };
+        let txn = db.begin_read().map_err(|e| fail(damaged(e)))?;
+        let snapshot = read_all(&txn, wall).map_err(fail)?;
+        let store = Self {
+            db,
+            path: path.to_owned(),
+            sync,
+            wall,
+            unsynced_since: None,
+            buf: Vec::new(),
+        };
+        Ok((store, snapshot))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes one turn's changes in one transaction: flushed to disk before it returns
+    /// (`every-turn`, or when the interval is over), else written for a later flush.
+    pub fn commit(&mut self, now: Millis, changes: &[Change]) -> Result<(), StoreError> {
+        let flush_due = self.next_deadline().is_some_and(|at| at <= now);
+        if changes.is_empty() && !flush_due {
+            return Ok(());
+        }
+        let durable = match self.sync {
+            SyncPolicy::EveryTurn => true,
+            SyncPolicy::IntervalMs(_) => flush_due,
+        };
+        self.write(changes, durable).map_err(|problem| StoreError {
+            path: self.path.clone(),
+            problem,
+        })?;
+        if durable {
+            self.unsynced_since = None;
+        } else if self.unsynced_since.is_none() {
+            self.unsynced_since = Some(now);
+        }
+        Ok(())
+    }
+
+    /// Flushes what interval mode has written but not yet flushed (at shutdown).
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        if self.unsynced_since.is_none() {
+            return Ok(());
+        }
+        self.write(&[], true).map_err(|problem| StoreError {
+            path: self.path.clone(),
+            problem,
+        })?;
+        self.unsynced_since = None;
+        Ok(())
+    }
+
+    /// When written changes must be flushed to disk (interval mode only).
+    pub fn next_deadline(&self) -> Option<Millis> {
+        match self.sync {
+            SyncPolicy::EveryTurn => None,
+            SyncPolicy::IntervalMs(ms) => self.unsynced_since.map(|t| t.saturating_add_ms(ms)),
+        }
+    }
+
+    fn write(&mut self, changes: &[Change], durable: bool) -> Result<(), Problem> {
+        let mut txn = self.db.begin_write().map_err(damaged)?;
+        let level = if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
+        txn.set_durability(level).map_err(damaged)?;
+        {
+            let mut t = Tables {
+                sessions: txn.open_table(SESSIONS).map_err(damaged)?,
+                subscriptions: txn.open_table(SUBSCRIPTIONS).map_err(damaged)?,
+                queue: txn.open_table(QUEUE).map_err(damaged)?,
+                inflight: txn.open_table(INFLIGHT).map_err(damaged)?,
+                incoming: txn.open_table(INCOMING).map_err(damaged)?,
+                retained: txn.open_table(RETAINED).map_err(damaged)?,
+            };
+            for change in changes {
+                t.apply(change, self.wall, &mut self.buf).map_err(damaged)?;
+            }
+        }
+        txn.commit().map_err(damaged)
+    }
+}
+
+struct Tables<'t> {
+    sessions: Table<'t, &'static str, &'static [u8]>,
+    subscriptions: Table<'t, (&'static str, &'static str), &'static [u8]>,
+    queue: Table<'t, (&'static str, u64), &'static [u8]>,
+    inflight: Table<'t, (&'static str, u16), &'static [u8]>,
+    incoming: Table<'t, (&'static str, u16), ()>,
+    retained: Table<'t, &'static str, &'static [u8]>,
+}
+
+impl Tables<'_> {
+    fn apply(&mut self, c: &Change, wall: WallTime, buf: &mut Vec<u8>) -> redb::Result<()> {
+        buf.clear();
+        match c {
+            Change::SessionSaved { client_id, record } => {
+                record::put_session(buf, record, wall);
+                self.sessions.insert(&**client_id, buf.as_slice())?;
+            }
+            Change::SessionDeleted { client_id } => self.delete_session(client_id)?,
+            Change::Subscribed {
+                client_id,
+                filter,
+                sub,
+            } => {
+                record::put_subscription(buf, sub);
+                self.subscriptions
+                    .insert((&**client_id, filter.as_str()), buf.as_slice())?;
+            }
+            Change::Unsubscribed { client_id, filter } => {
+                self.subscriptions.remove((&**client_id, filter.as_str()))?;
+            }
+            Change::Queued {
+                client_id,
+                seq,
+                delivery,
+            } => {
+                record::put_delivery(buf, delivery, wall);
+                self.queue.insert((&**client_id, *seq), buf.as_slice())?;
+            }
+            Change::Dequeued { client_id, seq } => {
+                self.queue.remove((&**client_id, *seq))?;
+            }
+            Change::InflightSaved {
+                client_id,
+                packet_id,
+                state,
+                delivery,
+            } => {
+                record::put_inflight(buf, *state, delivery, wall);
+                self.inflight
+                    .insert((&**client_id, *packet_id), buf.as_slice())?;
+            }
+            Change::InflightReleased {
+                client_id,
+                packet_id,
+            } => {
+                self.inflight.remove((&**client_id, *packet_id))?;
+            }
+            Change::IncomingQos2 {
+                client_id,
+                packet_id,
+                pending,
+            } => {
+                let key = (&**client_id, *packet_id);
+                if *pending {
+                    self.incoming.insert(key, ())?;
+                } else {
+                    self.incoming.remove(key)?;
+                }
+            }
+            Change::RetainSet { msg } => {
+                record::put_message(buf, msg, wall);
+                self.retained.insert(&*msg.topic, buf.as_slice())?;
+            }
+            Change::RetainCleared { topic } => {
+                self.retained.remove(&**topic)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a session and every row it owns.
+    fn delete_session(&mut self, client_id: &str) -> redb::Result<()> {
+        self.sessions.remove(client_id)?;
+        let filters: Vec<String> = self
+            .subscriptions
+            .range((client_id, "")..)?
+            .map_while(|row| {
+                let (k, _) = row.ok()?;
+                let (id, filter) = k.value();
+                (id == client_id).then(|| filter.to_owned())
+            })
+            .collect();
+        for filter in &filters {
+            self.subscriptions.remove((client_id, filter.as_str()))?;
+        }
+        self.queue
+            .retain_in((client_id, 0)..=(client_id, u64::MAX), |_, _| false)?;
+        self.inflight
+            .retain_in((client_id, 0)..=(client_id, u16::MAX), |_, _| false)?;
+        self.incoming
+            .retain_in((client_id, 0)..=(client_id, u16::MAX), |_, _| false)?;
+        Ok(())
+    }
+}
+
+fn damaged(e: impl fmt::Display) -> Problem {
+    Problem::Damaged(e.to_string())
+}
+
+fn database_problem(e: DatabaseError) -> Problem {
+    match e {
+        DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => Problem::InUse,
+        DatabaseError::RepairAborted => Problem::NeedsRecovery,
+        DatabaseError::Storage(redb::StorageError::Io(e))
+            if e.kind() != std::io::ErrorKind::InvalidData =>
+        {
+            Problem::Io(e)
+        }
+        other => damaged(other),
+    }
+}
+
+fn write_format(db: &Database) -> Result<(), Problem> {
+    let txn = db.begin_write().map_err(damaged)?;
+    {
+        let mut meta = txn.open_table(META).map_err(damaged)?;
+        meta.insert(FORMAT_KEY, FORMAT_VERSION).map_err(damaged)?;
+        // Every table exists from the start, so readers never meet a missing one.
+        txn.open_table(SESSIONS).map_err(damaged)?;
+        txn.open_table(SUBSCRIPTIONS).map_err(damaged)?;
+        txn.open_table(QUEUE).map_err(damaged)?;
+        txn.open_table(INFLIGHT).map_err(damaged)?;
+        txn.open_table(INCOMING).map_err(damaged)?;
+        txn.open_table(RETAINED).map_err(damaged)?;
+    }
+    txn.commit().map_err(damaged)
+}
+
+fn check_format(txn: &ReadTransaction) -> Result<(), Problem> {
+    let meta = match txn.open_table(META) {
+        Ok(t) => t,
+        Err(TableError::TableDoesNotExist(_)) => return Err(Problem::NotAStore),
+        Err(e) => return Err(damaged(e)),
+    };
+    match meta.get(FORMAT_KEY).map_err(damaged)? {
+        Some(v) if v.value() == FORMAT_VERSION => Ok(()),
+        Some(v) => Err(Problem::Version(v.value())),
+        None => Err(Problem::NotAStore),
+    }
+}
+
+/// Reads every row into a snapshot, in client identifier order.
+fn read_all(txn: &ReadTransaction, wall: WallTime) -> Result<Snapshot, Problem> {
+    let bad = |table: &str, key: &str, e: record::RecordError| {
+        Problem::Damaged(format!("table {table}, key {key:?}: {e}"))
+    };
+    let mut sessions: BTreeMap<String, StoredSession> = BTreeMap::new();
+    for row in txn
+        .open_table(SESSIONS)
+        .map_err(damaged)?
+        .iter()
+        .map_err(damaged)?
+    {
+        let (k, v) = row.map_err(damaged)?;
+        let id = k.value();
+        let record = record::session(v.value(), wall).map_err(|e| bad("sessions", id, e))?;
+        sessions.insert(
+            id.to_owned(),
+            StoredSession {
+                client_id: id.to_owned(),
+                record,
+                subscriptions: Vec::new(),
+                queue: Vec::new(),
+                inflight: Vec::new(),
+                incoming_qos2: Vec::new(),
+            },
+        );
+    }
+    let table = txn.open_table(SUBSCRIPTIONS).map_err(damaged)?;
+    for row in table.iter().map_err(damaged)? {
+        let (k, v) = row.map_err(damaged)?;
+        let (id, filter) = k.value();
+        let sub = record::subscription(v.value()).map_err(|e| bad("subscriptions", id, e))?;
+        owner(&mut sessions, id, "subscriptions")?
+            .subscriptions
+            .push((filter.to_owned(), sub));
+    }
+    for row in txn
+        .open_table(QUEUE)
+        .map_err(damaged)?
+        .iter()
+        .map_err(damaged)?
+    {
+        let (k, v) = row.map_err(damaged)?;
+        let (id, seq) = k.value();
+        let d = record::delivery(v.value(), wall, seq).map_err(|e| bad("queue", id, e))?;
+        owner(&mut sessions, id, "queue")?.queue.push((seq, d));
+    }
+    for row in txn
+        .open_table(INFLIGHT)
+        .map_err(damaged)?
+        .iter()
+        .map_err(damaged)?
+    {
+        let (k, v) = row.map_err(damaged)?;
+        let (id, packet_id) = k.value();
+        let (state, d) = record::inflight(v.value(), wall).map_err(|e| bad("inflight", id, e))?;
+        owner(&mut sessions, id, "inflight")?
+            .inflight
+            .push((packet_id, state, d));
+    }
+    for row in txn
+        .open_table(INCOMING)
+        .map_err(damaged)?
+        .iter()
+        .map_err(damaged)?
+    {
+        let (k, _) = row.map_err(damaged)?;
+        let (id, packet_id) = k.value();
+        owner(&mut sessions, id, "incoming_qos2")?
+            .incoming_qos2
+            .push(packet_id);
+    }
+    let mut retained = Vec::new();
+    for row in txn
+        .open_table(RETAINED)
+        .map_err(damaged)?
+        .iter()
+        .map_err(damaged)?
+    {
+        let (k, v) = row.map_err(damaged)?;
+        let topic = k.value();
+        let msg = record::message(v.value(), wall).map_err(|e| bad("retained", topic, e))?;
+        if *msg.topic != *topic {
+            return Err(Problem::Damaged(format!(
+                "table retained, key {topic:?}: holds a message on {:?}",
+                msg.topic
+            )));
+        }
+        retained.push(msg);
+    }
+    Ok(Snapshot {
+        sessions: sessions.into_values().collect(),
+        retained,
+    })
+}
+
+/// The session a row belongs to; a row without one means the file is inconsistent.
+fn owner<'a>(
+    sessions: &'a mut BTreeMap<String, StoredSession>,
+    id: &str,
+    table: &str,
+) -> Result<&'a mut StoredSession, Problem> {
+    sessions
+        .get_mut(id)
+        .ok_or_else(|| Problem::Damaged(format!("table {table}: a row of unknown session {id:?}")))
+}

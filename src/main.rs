@@ -95,7 +95,8 @@ fn main() -> ExitCode {
     let clock = Clock::system();
     let store = if config.persistence.enabled {
         let path = config.persistence.path();
-        match Store::open(&path, config.persistence.sync, clock.wall_start_ms()) {
+        let (sync, wall_start) = (config.persistence.sync, clock.wall_start_ms());
+        match Store::open(&path, sync, wall_start, clock.now()) {
             Ok((store, snapshot)) => {
                 let c = Counts::of(&snapshot);
                 engine.enable_journal();

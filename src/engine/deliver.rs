@@ -7,13 +7,23 @@
 
 use std::rc::Rc;
 
-use super::durable::Change;
+use std::collections::VecDeque;
+
+use super::durable::{Change, QueueLoad};
 use super::event::ConnId;
 use super::message::Message;
 use super::session::{Delivery, Inflight, OutState};
 use super::topic_tree::SessionKey;
 use super::Engine;
+use crate::clock::Millis;
 use crate::codec::mqtt::{Ack, Packet, Properties, Publish, QoS, ReasonCode};
+
+/// Queued messages of a persistent session held in memory at most; the rest of its queue
+/// is read from the store as the client takes them.
+pub(super) const QUEUE_MEMORY_MAX: usize = 256;
+
+/// Messages read from the store at a time.
+pub(super) const QUEUE_LOAD_BATCH: usize = 256;
 
 impl Engine {
     /// Delivers `msg` to every matching subscription. A session with several matching
@@ -83,7 +93,7 @@ impl Engine {
             return;
         }
         if let Some(conn) = online {
-            if s.queue.is_empty() && s.inflight.len() < self.window(key) {
+            if s.queue_len() == 0 && s.inflight.len() < self.window(key) {
                 self.send_new(key, conn, d);
                 return;
             }
@@ -96,7 +106,7 @@ impl Engine {
         let max_bytes = self.limits.max_queued_bytes;
         let s = &mut self.sessions[key];
         let size = d.msg.size();
-        if (max_msgs > 0 && s.queue.len() >= max_msgs)
+        if (max_msgs > 0 && s.queue_len() >= max_msgs)
             || (max_bytes > 0 && s.queued_bytes + size > max_bytes)
         {
             self.stats.publish_dropped += 1;
@@ -108,18 +118,90 @@ impl Engine {
             return;
         }
         s.queued_bytes += size;
-        if s.durable {
-            d.seq = s.next_seq;
-            s.next_seq += 1;
-            let client_id = s.client_id.clone();
-            let delivery = d.clone();
+        if !s.durable {
+            s.queue.push_back(d);
+            return;
+        }
+        d.seq = s.next_seq;
+        s.next_seq += 1;
+        // An offline session's queue, and whatever follows a full head in memory, stays in
+        // the store only.
+        let in_store_only =
+            !s.is_online() || s.stored_only > 0 || s.queue.len() >= QUEUE_MEMORY_MAX;
+        if in_store_only {
+            if s.stored_only == 0 {
+                s.next_load_seq = d.seq;
+            }
+            s.stored_only += 1;
+        }
+        let client_id = s.client_id.clone();
+        let seq = d.seq;
+        if in_store_only {
             self.journal.record(|| Change::Queued {
                 client_id,
-                seq: delivery.seq,
+                seq,
+                delivery: d,
+            });
+        } else {
+            let delivery = d.clone();
+            s.queue.push_back(d);
+            self.journal.record(|| Change::Queued {
+                client_id,
+                seq,
                 delivery,
             });
         }
-        s.queue.push_back(d);
+    }
+
+    /// Moves a persistent session's queue out of memory when its client goes away: every
+    /// entry is in the store already.
+    pub(super) fn page_out(&mut self, key: SessionKey) {
+        let s = &mut self.sessions[key];
+        if !s.durable {
+            return;
+        }
+        if let Some(front) = s.queue.front() {
+            s.next_load_seq = front.seq;
+            s.stored_only += s.queue.len();
+            s.queue = VecDeque::new();
+        }
+    }
+
+    /// Answers a [`QueueLoad`]: the stored entries join the queue's head in memory.
+    pub fn queue_loaded(&mut self, now: Millis, client_id: &str, entries: Vec<(u64, Delivery)>) {
+        self.now = self.now.max(now);
+        let Some(&key) = self.by_client_id.get(client_id) else {
+            return;
+        };
+        let s = &mut self.sessions[key];
+        if !s.loading {
+            return;
+        }
+        s.loading = false;
+        let n = entries.len();
+        for (seq, mut d) in entries {
+            if seq < s.next_load_seq {
+                continue;
+            }
+            d.seq = seq;
+            s.next_load_seq = seq + 1;
+            s.stored_only = s.stored_only.saturating_sub(1);
+            s.queue.push_back(d);
+        }
+        if n < QUEUE_LOAD_BATCH && s.stored_only > 0 {
+            log::warn!(
+                "session {client_id}: {} queued messages missing from the store",
+                s.stored_only
+            );
+            s.stored_only = 0;
+        }
+        self.pump(key);
+    }
+
+    /// The loads of stored queues asked for since the last call.
+    pub fn take_queue_loads(&mut self, out: &mut Vec<QueueLoad>) {
+        out.clear();
+        std::mem::swap(&mut self.queue_loads, out);
     }
 
     /// The number of QoS 1/2 messages the session may have in flight.
@@ -239,13 +321,25 @@ impl Engine {
     /// Moves queued messages into the in-flight window while it has room.
     pub(super) fn pump(&mut self, key: SessionKey) {
         loop {
-            let Some(s) = self.sessions.get_mut(key) else {
+            let Some(s) = self.sessions.get(key) else {
                 return;
             };
             let Some(conn) = s.link.as_ref().map(|l| l.conn) else {
                 return;
             };
-            if s.queue.is_empty() || s.inflight.len() >= self.window(key) {
+            if s.inflight.len() >= self.window(key) {
+                return;
+            }
+            let s = &mut self.sessions[key];
+            if s.queue.is_empty() {
+                if s.stored_only > 0 && !s.loading {
+                    s.loading = true;
+                    self.queue_loads.push(QueueLoad {
+                        client_id: s.client_id.clone(),
+                        from_seq: s.next_load_seq,
+                        max: QUEUE_LOAD_BATCH,
+                    });
+                }
                 return;
             }
             let s = &mut self.sessions[key];

@@ -95,15 +95,38 @@ pub enum Change {
 }
 
 /// One persistent session as loaded from a store.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct StoredSession {
     pub client_id: String,
     pub record: SessionRecord,
     pub subscriptions: Vec<(String, Subscription)>,
-    /// In queue order.
-    pub queue: Vec<(u64, Delivery)>,
+    /// The queue, summed up: its messages stay in the store until the client is back.
+    pub queue: StoredQueue,
     pub inflight: Vec<(u16, OutState, Delivery)>,
     pub incoming_qos2: Vec<u16>,
+}
+
+/// A stored queue as counted at start-up.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredQueue {
+    /// Unexpired messages and their payload bytes.
+    pub len: usize,
+    pub bytes: u64,
+    /// The position of the first unexpired message, and one past the last of all.
+    pub first_seq: u64,
+    pub end_seq: u64,
+    /// Positions of the messages that expired while the broker was down.
+    pub expired: Vec<u64>,
+}
+
+/// A request to read part of a persistent session's queue from the store: up to `max`
+/// messages from position `from_seq` on, answered with [`crate::engine::Engine::queue_loaded`]
+/// in the same transaction as the turn's changes (so it sees them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueLoad {
+    pub client_id: Rc<str>,
+    pub from_seq: u64,
+    pub max: usize,
 }
 
 /// Everything a store holds, as the engine resumes it.

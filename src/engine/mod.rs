@@ -108,6 +108,8 @@ pub struct Engine {
     timers: Timers,
     actions: VecDeque<Action>,
     journal: Journal,
+    /// Reads of stored queues, for the reactor to serve before the turn's commit.
+    queue_loads: Vec<durable::QueueLoad>,
     stats: Stats,
     shutting_down: bool,
     /// Reused by routing so that matching allocates nothing in the steady state.
@@ -135,6 +137,7 @@ impl Engine {
             timers: Timers::default(),
             actions: VecDeque::new(),
             journal: Journal::default(),
+            queue_loads: Vec::new(),
             stats: Stats::default(),
             shutting_down: false,
             match_buf: Vec::new(),
@@ -510,6 +513,7 @@ impl Engine {
             self.end_session(key);
             return;
         }
+        self.page_out(key);
         if expiry != session::EXPIRY_NEVER {
             let at = self.now.saturating_add_secs(u64::from(expiry));
             self.sessions[key].expires_at = Some(at);

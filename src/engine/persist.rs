@@ -135,7 +135,6 @@ impl Engine {
             self.tree.insert(plain, group, key, sub);
             self.sessions[key].subscriptions.insert(filter, sub);
         }
-        let mut expired = Vec::new();
         let s = &mut self.sessions[key];
         s.durable = true;
         s.expiry_secs = expiry;
@@ -155,16 +154,12 @@ impl Engine {
             });
             s.will_due = Some(due);
         }
-        for (seq, mut d) in stored.queue {
-            s.next_seq = s.next_seq.max(seq + 1);
-            if d.msg.is_expired(now) {
-                expired.push(seq);
-                continue;
-            }
-            d.seq = seq;
-            s.queued_bytes += d.msg.size();
-            s.queue.push_back(d);
-        }
+        let q = stored.queue;
+        s.stored_only = q.len;
+        s.queued_bytes = q.bytes;
+        s.next_load_seq = q.first_seq;
+        s.next_seq = q.end_seq.max(1);
+        let expired = q.expired;
         for (packet_id, state, delivery) in stored.inflight {
             s.inflight.insert(packet_id, Inflight { delivery, state });
         }

@@ -98,8 +98,15 @@ pub struct Session {
     /// Set while disconnected: when the session ends.
     pub expires_at: Option<Millis>,
     pub inflight: BTreeMap<u16, Inflight>,
+    /// The head of the queue held in memory. A persistent session's queue goes on in the
+    /// store: `stored_only` more entries, from queue position `next_load_seq` on.
     pub queue: VecDeque<Delivery>,
+    /// Payload bytes of the whole queue, in memory and in the store.
     pub queued_bytes: u64,
+    pub stored_only: usize,
+    pub next_load_seq: u64,
+    /// A read of the stored queue is under way.
+    pub loading: bool,
     pub next_packet_id: u16,
     /// Inbound QoS 2 packet identifiers for which PUBREC was sent and PUBREL is awaited.
     pub incoming_qos2: BTreeSet<u16>,
@@ -125,6 +132,9 @@ impl Session {
             inflight: BTreeMap::new(),
             queue: VecDeque::new(),
             queued_bytes: 0,
+            stored_only: 0,
+            next_load_seq: 0,
+            loading: false,
             next_packet_id: 1,
             incoming_qos2: BTreeSet::new(),
             will: None,
@@ -149,6 +159,11 @@ impl Session {
 
     pub fn is_online(&self) -> bool {
         self.link.is_some()
+    }
+
+    /// Queued messages, in memory and in the store.
+    pub fn queue_len(&self) -> usize {
+        self.queue.len() + self.stored_only
     }
 
     /// The next packet identifier not in use by an outbound flow, or None when all 65,535 are.

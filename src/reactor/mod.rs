@@ -48,11 +48,12 @@ use slab::Slab;
 
 use crate::clock::{Clock, Millis};
 use crate::config::Config;
-use crate::engine::durable::Change;
+use crate::engine::durable::{Change, QueueLoad};
 use crate::engine::event::{Action, ConnId, Input, Traffic};
 use crate::engine::limits::Limits;
+use crate::engine::session::Delivery;
 use crate::engine::Engine;
-use crate::store::Store;
+use crate::store::{Store, TurnSource};
 use crate::transport::dtls::DtlsConfig;
 use conn::Conn;
 use listener::Listener;
@@ -105,9 +106,8 @@ pub struct Reactor {
     accept_retry: Vec<usize>,
     traffic: Traffic,
     shutdown_deadline: Option<Millis>,
-    /// The store, when persistence is on, and the buffer its changes pass through.
+    /// The store, when persistence is on.
     store: Option<Store>,
-    changes: Vec<Change>,
     /// Datagrams to send after the turn's commit: (listener index, peer, bytes).
     datagrams: Vec<(usize, std::net::SocketAddr, Vec<u8>)>,
 }
@@ -181,7 +181,6 @@ impl Reactor {
             traffic: Traffic::default(),
             shutdown_deadline: None,
             store,
-            changes: Vec::new(),
             datagrams: Vec::new(),
         })
     }
@@ -330,12 +329,11 @@ impl Reactor {
     /// Step 6: the turn's durable changes in one transaction. A failure ends the loop, so
     /// that nothing it would have acknowledged is sent.
     fn commit(&mut self) -> io::Result<()> {
-        let Some(store) = self.store.as_mut() else {
+        let Some(mut store) = self.store.take() else {
             return Ok(());
         };
-        self.engine.take_changes(&mut self.changes);
-        let result = store.commit(self.now, &self.changes);
-        self.changes.clear();
+        let result = store.commit(self.now, self);
+        self.store = Some(store);
         result.map_err(|e| {
             io::Error::other(format!(
                 "{e}; stopping without sending this turn's acknowledgements"
@@ -426,5 +424,25 @@ impl Reactor {
             return true;
         }
         self.engine.is_idle() && self.conns.iter().all(|(_, c)| c.outbound.is_empty())
+    }
+}
+
+/// The store's view of a turn: the engine's changes and queue reads, and the answers fed
+/// back with their actions applied (packets wait in the buffers until the flush).
+impl TurnSource for Reactor {
+    fn changes(&mut self, out: &mut Vec<Change>) {
+        self.engine.take_changes(out);
+    }
+
+    fn queue_loads(&mut self, out: &mut Vec<QueueLoad>) {
+        self.engine.take_queue_loads(out);
+    }
+
+    fn queue_loaded(&mut self, client_id: &str, entries: Vec<(u64, Delivery)>) {
+        self.engine.queue_loaded(self.now, client_id, entries);
+        while let Some(action) = self.engine.poll_action() {
+            self.apply(action);
+        }
+        self.pump_gateways();
     }
 }

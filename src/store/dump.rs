@@ -10,8 +10,10 @@ use std::path::Path;
 use redb::{Builder, DatabaseError, ReadableDatabase};
 
 use super::record::WallTime;
-use super::{check_format, damaged, database_problem, read_all, Problem, StoreError};
+use super::schema::QUEUE;
+use super::{check_format, damaged, database_problem, read_all, read_queue, Problem, StoreError};
 use crate::clock::Millis;
+use crate::engine::durable::QueueLoad;
 use crate::engine::message::Message;
 use crate::engine::session::{Delivery, OutState};
 use crate::engine::topic_tree::Subscription;
@@ -47,7 +49,9 @@ pub fn dump(path: &Path) -> Result<String, StoreError> {
     .map_err(|e| fail(damaged(e)))?;
     check_format(&txn).map_err(fail)?;
     // With a zero start, the snapshot's times are wall-clock milliseconds.
-    let snapshot = read_all(&txn, WallTime { start_ms: 0 }).map_err(fail)?;
+    let wall = WallTime { start_ms: 0 };
+    let snapshot = read_all(&txn, wall, Millis::ZERO).map_err(fail)?;
+    let queue = txn.open_table(QUEUE).map_err(|e| fail(damaged(e)))?;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -86,7 +90,12 @@ pub fn dump(path: &Path) -> Result<String, StoreError> {
         for (filter, sub) in &s.subscriptions {
             let _ = writeln!(out, "  subscription {filter:?}: {}", options(sub));
         }
-        for (seq, d) in &s.queue {
+        let load = QueueLoad {
+            client_id: s.client_id.as_str().into(),
+            from_seq: 0,
+            max: usize::MAX,
+        };
+        for (seq, d) in &read_queue(&queue, &load, wall).map_err(fail)? {
             let _ = writeln!(out, "  queued #{seq}: {}", delivery(d));
         }
         for (id, state, d) in &s.inflight {

@@ -29,7 +29,8 @@ use redb::{
 
 use crate::clock::Millis;
 use crate::config::SyncPolicy;
-use crate::engine::durable::{Change, Snapshot, StoredSession};
+use crate::engine::durable::{Change, QueueLoad, Snapshot, StoredQueue, StoredSession};
+use crate::engine::session::Delivery;
 pub use dump::dump;
 use record::WallTime;
 use schema::{
@@ -113,7 +114,7 @@ impl Counts {
         };
         for s in &snapshot.sessions {
             c.subscriptions += s.subscriptions.len();
-            c.queued += s.queue.len();
+            c.queued += s.queue.len;
             c.inflight += s.inflight.len();
         }
         c
@@ -127,8 +128,10 @@ pub struct Store {
     wall: WallTime,
     /// When the oldest change not yet flushed to disk was committed (interval mode).
     unsynced_since: Option<Millis>,
-    /// Reused to encode records.
+    /// Reused to encode records, and to take each turn's changes and queue reads.
     buf: Vec<u8>,
+    changes: Vec<Change>,
+    loads: Vec<QueueLoad>,
 }
 
 impl Store {
@@ -138,6 +141,7 @@ impl Store {
         path: &Path,
         sync: SyncPolicy,
         wall_start_ms: u64,
+        now: Millis,
     ) -> Result<(Self, Snapshot), StoreError> {
         let fail = |problem| StoreError {
             path: path.to_owned(),
@@ -174,7 +178,7 @@ impl Store {
             start_ms: wall_start_ms,
         };
         let txn = db.begin_read().map_err(|e| fail(damaged(e)))?;
-        let snapshot = read_all(&txn, wall).map_err(fail)?;
+        let snapshot = read_all(&txn, wall, now).map_err(fail)?;
         let store = Self {
             db,
             path: path.to_owned(),
@@ -182,6 +186,8 @@ impl Store {
             wall,
             unsynced_since: None,
             buf: Vec::new(),
+            changes: Vec::new(),
+            loads: Vec::new(),
         };
         Ok((store, snapshot))
     }
@@ -191,26 +197,40 @@ impl Store {
     }
 
     /// Writes one turn's changes in one transaction: flushed to disk before it returns
-    /// (`every-turn`, or when the interval is over), else written for a later flush.
-    pub fn commit(&mut self, now: Millis, changes: &[Change]) -> Result<(), StoreError> {
+    /// (`every-turn`, or when the interval is over), else written for a later flush. Reads
+    /// of stored queues are served inside the same transaction, so they see the turn's
+    /// changes, and what the answers change joins it.
+    pub fn commit(&mut self, now: Millis, turn: &mut impl TurnSource) -> Result<(), StoreError> {
+        let mut changes = std::mem::take(&mut self.changes);
+        let mut loads = std::mem::take(&mut self.loads);
+        turn.changes(&mut changes);
+        turn.queue_loads(&mut loads);
         let flush_due = self.next_deadline().is_some_and(|at| at <= now);
-        if changes.is_empty() && !flush_due {
-            return Ok(());
-        }
-        let durable = match self.sync {
-            SyncPolicy::EveryTurn => true,
-            SyncPolicy::IntervalMs(_) => flush_due,
+        let result = if changes.is_empty() && loads.is_empty() && !flush_due {
+            Ok(())
+        } else {
+            let durable = match self.sync {
+                SyncPolicy::EveryTurn => true,
+                SyncPolicy::IntervalMs(_) => flush_due,
+            };
+            let r = self.write(&mut changes, &mut loads, turn, durable);
+            if r.is_ok() {
+                if durable {
+                    self.unsynced_since = None;
+                } else if self.unsynced_since.is_none() {
+                    self.unsynced_since = Some(now);
+                }
+            }
+            r
         };
-        self.write(changes, durable).map_err(|problem| StoreError {
+        changes.clear();
+        loads.clear();
+        self.changes = changes;
+        self.loads = loads;
+        result.map_err(|problem| StoreError {
             path: self.path.clone(),
             problem,
-        })?;
-        if durable {
-            self.unsynced_since = None;
-        } else if self.unsynced_since.is_none() {
-            self.unsynced_since = Some(now);
-        }
-        Ok(())
+        })
     }
 
     /// Flushes what interval mode has written but not yet flushed (at shutdown).
@@ -218,10 +238,11 @@ impl Store {
         if self.unsynced_since.is_none() {
             return Ok(());
         }
-        self.write(&[], true).map_err(|problem| StoreError {
-            path: self.path.clone(),
-            problem,
-        })?;
+        self.write(&mut Vec::new(), &mut Vec::new(), &mut NoTurn, true)
+            .map_err(|problem| StoreError {
+                path: self.path.clone(),
+                problem,
+            })?;
         self.unsynced_since = None;
         Ok(())
     }
@@ -234,7 +255,13 @@ impl Store {
         }
     }
 
-    fn write(&mut self, changes: &[Change], durable: bool) -> Result<(), Problem> {
+    fn write(
+        &mut self,
+        changes: &mut Vec<Change>,
+        loads: &mut Vec<QueueLoad>,
+        turn: &mut impl TurnSource,
+        durable: bool,
+    ) -> Result<(), Problem> {
         let mut txn = self.db.begin_write().map_err(damaged)?;
         let level = if durable {
             Durability::Immediate
@@ -251,12 +278,69 @@ impl Store {
                 incoming: txn.open_table(INCOMING).map_err(damaged)?,
                 retained: txn.open_table(RETAINED).map_err(damaged)?,
             };
-            for change in changes {
-                t.apply(change, self.wall, &mut self.buf).map_err(damaged)?;
+            loop {
+                for change in changes.iter() {
+                    t.apply(change, self.wall, &mut self.buf).map_err(damaged)?;
+                }
+                if loads.is_empty() {
+                    break;
+                }
+                for load in loads.iter() {
+                    let entries = read_queue(&t.queue, load, self.wall)?;
+                    turn.queue_loaded(&load.client_id, entries);
+                }
+                turn.changes(changes);
+                turn.queue_loads(loads);
             }
         }
         txn.commit().map_err(damaged)
     }
+}
+
+/// Where a turn's changes come from, and where the stored queue entries it asked for go.
+pub trait TurnSource {
+    /// Moves the changes recorded since the last call into `out`.
+    fn changes(&mut self, out: &mut Vec<Change>);
+    /// Moves the queue reads asked for since the last call into `out`.
+    fn queue_loads(&mut self, out: &mut Vec<QueueLoad>);
+    /// Hands over the entries read for one [`QueueLoad`], in queue order.
+    fn queue_loaded(&mut self, client_id: &str, entries: Vec<(u64, Delivery)>);
+}
+
+/// A turn with nothing to add (the final flush).
+struct NoTurn;
+
+impl TurnSource for NoTurn {
+    fn changes(&mut self, out: &mut Vec<Change>) {
+        out.clear();
+    }
+
+    fn queue_loads(&mut self, out: &mut Vec<QueueLoad>) {
+        out.clear();
+    }
+
+    fn queue_loaded(&mut self, _: &str, _: Vec<(u64, Delivery)>) {}
+}
+
+/// Up to `load.max` entries of a stored queue from `load.from_seq` on, in order.
+fn read_queue(
+    table: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    load: &QueueLoad,
+    wall: WallTime,
+) -> Result<Vec<(u64, Delivery)>, Problem> {
+    let id: &str = &load.client_id;
+    let mut out = Vec::new();
+    let rows = table
+        .range((id, load.from_seq)..=(id, u64::MAX))
+        .map_err(damaged)?;
+    for row in rows.take(load.max) {
+        let (k, v) = row.map_err(damaged)?;
+        let (_, seq) = k.value();
+        let d = record::delivery(v.value(), wall, seq)
+            .map_err(|e| Problem::Damaged(format!("table queue, key {id:?}: {e}")))?;
+        out.push((seq, d));
+    }
+    Ok(out)
 }
 
 struct Tables<'t> {
@@ -411,7 +495,7 @@ fn check_format(txn: &ReadTransaction) -> Result<(), Problem> {
 }
 
 /// Reads every row into a snapshot, in client identifier order.
-fn read_all(txn: &ReadTransaction, wall: WallTime) -> Result<Snapshot, Problem> {
+fn read_all(txn: &ReadTransaction, wall: WallTime, now: Millis) -> Result<Snapshot, Problem> {
     let bad = |table: &str, key: &str, e: record::RecordError| {
         Problem::Damaged(format!("table {table}, key {key:?}: {e}"))
     };
@@ -431,7 +515,7 @@ fn read_all(txn: &ReadTransaction, wall: WallTime) -> Result<Snapshot, Problem> 
                 client_id: id.to_owned(),
                 record,
                 subscriptions: Vec::new(),
-                queue: Vec::new(),
+                queue: StoredQueue::default(),
                 inflight: Vec::new(),
                 incoming_qos2: Vec::new(),
             },
@@ -455,7 +539,19 @@ fn read_all(txn: &ReadTransaction, wall: WallTime) -> Result<Snapshot, Problem> 
         let (k, v) = row.map_err(damaged)?;
         let (id, seq) = k.value();
         let d = record::delivery(v.value(), wall, seq).map_err(|e| bad("queue", id, e))?;
-        owner(&mut sessions, id, "queue")?.queue.push((seq, d));
+        // Queues are only counted: their messages stay in the store until their client is
+        // back.
+        let q = &mut owner(&mut sessions, id, "queue")?.queue;
+        q.end_seq = seq + 1;
+        if d.msg.is_expired(now) {
+            q.expired.push(seq);
+        } else {
+            if q.len == 0 {
+                q.first_seq = seq;
+            }
+            q.len += 1;
+            q.bytes += d.msg.size();
+        }
     }
     for row in txn
         .open_table(INFLIGHT)

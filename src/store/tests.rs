@@ -255,8 +255,39 @@ fn bad_values_are_refused() {
     assert!(record::message(&b, WALL).is_err());
 }
 
+/// A turn made of given changes and queue reads; the entries read are kept.
+struct Fixed {
+    changes: Vec<Change>,
+    loads: Vec<QueueLoad>,
+    loaded: Vec<(String, Vec<(u64, Delivery)>)>,
+}
+
+impl Fixed {
+    fn new(changes: Vec<Change>) -> Self {
+        Self {
+            changes,
+            loads: Vec::new(),
+            loaded: Vec::new(),
+        }
+    }
+}
+
+impl TurnSource for Fixed {
+    fn changes(&mut self, out: &mut Vec<Change>) {
+        *out = std::mem::take(&mut self.changes);
+    }
+
+    fn queue_loads(&mut self, out: &mut Vec<QueueLoad>) {
+        *out = std::mem::take(&mut self.loads);
+    }
+
+    fn queue_loaded(&mut self, client_id: &str, entries: Vec<(u64, Delivery)>) {
+        self.loaded.push((client_id.to_owned(), entries));
+    }
+}
+
 fn open(path: &Path) -> (Store, Snapshot) {
-    Store::open(path, SyncPolicy::EveryTurn, WALL.start_ms).expect("open")
+    Store::open(path, SyncPolicy::EveryTurn, WALL.start_ms, Millis(0)).expect("open")
 }
 
 #[test]
@@ -356,7 +387,7 @@ fn committed_changes_read_back_after_a_reopen() {
             topic: "r/2".into(),
         },
     ];
-    store.commit(Millis(1), &changes).unwrap();
+    store.commit(Millis(1), &mut Fixed::new(changes)).unwrap();
     drop(store);
 
     let (mut store, snapshot) = open(&path);
@@ -370,9 +401,29 @@ fn committed_changes_read_back_after_a_reopen() {
         s1.subscriptions[1].1,
         sub(QoS::ExactlyOnce, true, true, 2, Some(4))
     );
-    let seqs: Vec<u64> = s1.queue.iter().map(|(seq, _)| *seq).collect();
-    assert_eq!(seqs, [1, 2], "queue order, without the dequeued one");
-    same_delivery(&s1.queue[0].1, &delivery("a/1", 1));
+    // Queues are counted at start-up and read when their client is back.
+    assert_eq!(
+        (
+            s1.queue.len,
+            s1.queue.bytes,
+            s1.queue.first_seq,
+            s1.queue.end_seq
+        ),
+        (2, 14, 1, 3),
+        "without the dequeued one"
+    );
+    let load = QueueLoad {
+        client_id: c1.clone(),
+        from_seq: 2,
+        max: 5,
+    };
+    let mut turn = Fixed::new(vec![]);
+    turn.loads.push(load);
+    store.commit(Millis(1), &mut turn).unwrap();
+    let (id, entries) = &turn.loaded[0];
+    assert_eq!(&**id, "c1");
+    assert_eq!(entries.len(), 1);
+    same_delivery(&entries[0].1, &delivery("a/2", 2));
     assert_eq!(s1.inflight.len(), 1);
     assert_eq!(
         (s1.inflight[0].0, s1.inflight[0].1),
@@ -385,9 +436,8 @@ fn committed_changes_read_back_after_a_reopen() {
     same_message(&snapshot.retained[0], &message("r/1", b"kept", None));
 
     // Deleting a session takes every row it owns and nothing of the others.
-    store
-        .commit(Millis(2), &[Change::SessionDeleted { client_id: c1 }])
-        .unwrap();
+    let delete = vec![Change::SessionDeleted { client_id: c1 }];
+    store.commit(Millis(2), &mut Fixed::new(delete)).unwrap();
     drop(store);
     let (_store, snapshot) = open(&path);
     assert_eq!(snapshot.sessions.len(), 1);
@@ -401,38 +451,38 @@ fn committed_changes_read_back_after_a_reopen() {
 fn interval_sync_asks_for_a_flush_when_due() {
     let dir = temp_dir("interval");
     let path = dir.join("culex.redb");
-    let (mut store, _) = Store::open(&path, SyncPolicy::IntervalMs(100), 0).unwrap();
+    let (mut store, _) = Store::open(&path, SyncPolicy::IntervalMs(100), 0, Millis(0)).unwrap();
     assert_eq!(store.next_deadline(), None);
     let retain = Change::RetainSet {
         msg: Rc::new(message("r", b"x", None)),
     };
     store
-        .commit(Millis(10), std::slice::from_ref(&retain))
+        .commit(Millis(10), &mut Fixed::new(vec![retain.clone()]))
         .unwrap();
     assert_eq!(store.next_deadline(), Some(Millis(110)));
     store
-        .commit(Millis(50), std::slice::from_ref(&retain))
+        .commit(Millis(50), &mut Fixed::new(vec![retain.clone()]))
         .unwrap();
     assert_eq!(
         store.next_deadline(),
         Some(Millis(110)),
         "the oldest change counts"
     );
-    store.commit(Millis(110), &[]).unwrap();
+    store.commit(Millis(110), &mut Fixed::new(vec![])).unwrap();
     assert_eq!(store.next_deadline(), None);
     store
-        .commit(Millis(120), std::slice::from_ref(&retain))
+        .commit(Millis(120), &mut Fixed::new(vec![retain.clone()]))
         .unwrap();
     store.flush().unwrap();
     assert_eq!(store.next_deadline(), None);
     drop(store);
-    let (_, snapshot) = Store::open(&path, SyncPolicy::EveryTurn, 0).unwrap();
+    let (_, snapshot) = Store::open(&path, SyncPolicy::EveryTurn, 0, Millis(0)).unwrap();
     assert_eq!(snapshot.retained.len(), 1);
     let _ = std::fs::remove_dir_all(dir);
 }
 
 fn open_error(path: &Path) -> String {
-    match Store::open(path, SyncPolicy::EveryTurn, 0) {
+    match Store::open(path, SyncPolicy::EveryTurn, 0, Millis(0)) {
         Ok(_) => panic!("{} opened", path.display()),
         Err(e) => {
             let text = e.to_string();
@@ -463,7 +513,9 @@ fn bad_files_are_refused_not_reset() {
     let retain = Change::RetainSet {
         msg: Rc::new(message("r", &[b'x'; 10_000], None)),
     };
-    store.commit(Millis(1), &[retain]).unwrap();
+    store
+        .commit(Millis(1), &mut Fixed::new(vec![retain]))
+        .unwrap();
     drop(store);
     let bytes = std::fs::read(&cut).unwrap();
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
@@ -517,7 +569,7 @@ fn dump_describes_sessions_and_retained_messages() {
     store
         .commit(
             Millis(0),
-            &[
+            &mut Fixed::new(vec![
                 Change::SessionSaved {
                     client_id: c.clone(),
                     record: Box::new(session_with_will()),
@@ -535,7 +587,7 @@ fn dump_describes_sessions_and_retained_messages() {
                 Change::RetainSet {
                     msg: Rc::new(message("status/7", b"up", None)),
                 },
-            ],
+            ]),
         )
         .unwrap();
     assert!(dump(&path).unwrap_err().to_string().contains("in use"));

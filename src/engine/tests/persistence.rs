@@ -4,13 +4,15 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::engine::durable::{Change, Snapshot, StoredSession};
+use crate::engine::durable::{Change, Snapshot, StoredQueue, StoredSession};
 use crate::engine::message::Message;
+use crate::engine::session::Delivery;
 
 /// The store's semantics over plain maps, times kept as they are.
 #[derive(Default)]
 struct Model {
     sessions: BTreeMap<String, StoredSession>,
+    queues: BTreeMap<String, BTreeMap<u64, Delivery>>,
     retained: BTreeMap<String, Message>,
 }
 
@@ -38,7 +40,7 @@ impl Model {
                             client_id: client_id.to_string(),
                             record: (*record).clone(),
                             subscriptions: Vec::new(),
-                            queue: Vec::new(),
+                            queue: StoredQueue::default(),
                             inflight: Vec::new(),
                             incoming_qos2: Vec::new(),
                         });
@@ -46,6 +48,7 @@ impl Model {
                 }
                 Change::SessionDeleted { client_id } => {
                     self.sessions.remove(&*client_id);
+                    self.queues.remove(&*client_id);
                 }
                 Change::Subscribed {
                     client_id,
@@ -67,12 +70,13 @@ impl Model {
                     seq,
                     delivery,
                 } => {
-                    let q = &mut self.session(&client_id).queue;
-                    q.push((seq, delivery));
-                    q.sort_by_key(|(seq, _)| *seq);
+                    self.session(&client_id);
+                    let q = self.queues.entry(client_id.to_string()).or_default();
+                    q.insert(seq, delivery);
                 }
                 Change::Dequeued { client_id, seq } => {
-                    self.session(&client_id).queue.retain(|(s, _)| *s != seq);
+                    let q = self.queues.entry(client_id.to_string()).or_default();
+                    q.remove(&seq);
                 }
                 Change::InflightSaved {
                     client_id,
@@ -121,7 +125,29 @@ impl Model {
             .unwrap_or_else(|| panic!("a change for {id} before its session was saved"))
     }
 
-    fn snapshot(&self) -> Snapshot {
+    fn queue_len(&self, id: &str) -> usize {
+        self.queues.get(id).map_or(0, BTreeMap::len)
+    }
+
+    /// Counts each queue at `now`, as the store does at start-up.
+    fn summary(&self, id: &str, now: Millis) -> StoredQueue {
+        let mut q = StoredQueue::default();
+        for (&seq, d) in self.queues.get(id).into_iter().flatten() {
+            q.end_seq = seq + 1;
+            if d.msg.is_expired(now) {
+                q.expired.push(seq);
+            } else {
+                if q.len == 0 {
+                    q.first_seq = seq;
+                }
+                q.len += 1;
+                q.bytes += d.msg.size();
+            }
+        }
+        q
+    }
+
+    fn snapshot(&self, now: Millis) -> Snapshot {
         Snapshot {
             sessions: self
                 .sessions
@@ -130,7 +156,7 @@ impl Model {
                     client_id: s.client_id.clone(),
                     record: s.record.clone(),
                     subscriptions: s.subscriptions.clone(),
-                    queue: s.queue.clone(),
+                    queue: self.summary(&s.client_id, now),
                     inflight: s.inflight.clone(),
                     incoming_qos2: s.incoming_qos2.clone(),
                 })
@@ -157,8 +183,34 @@ fn changes(h: &mut Harness) -> Vec<Change> {
 fn restart(model: &Model, now: u64) -> Harness {
     let mut h = durable();
     h.now = Millis(now);
-    h.engine.restore(h.now, model.snapshot());
+    h.engine.restore(h.now, model.snapshot(h.now));
     h
+}
+
+/// Does what the reactor does at the end of a turn: the changes go to the model store and
+/// the queue reads are answered from it, until none is left. Returns `actions` with the
+/// actions the answers caused.
+fn settle(h: &mut Harness, model: &mut Model, mut actions: Vec<Action>) -> Vec<Action> {
+    loop {
+        model.apply(changes(h));
+        let mut loads = Vec::new();
+        h.engine.take_queue_loads(&mut loads);
+        if loads.is_empty() {
+            return actions;
+        }
+        for load in loads {
+            let entries: Vec<(u64, Delivery)> = model
+                .queues
+                .get(&*load.client_id)
+                .into_iter()
+                .flat_map(|q| q.range(load.from_seq..))
+                .take(load.max)
+                .map(|(seq, d)| (*seq, d.clone()))
+                .collect();
+            h.engine.queue_loaded(h.now, &load.client_id, entries);
+            actions.extend(std::iter::from_fn(|| h.engine.poll_action()));
+        }
+    }
 }
 
 fn payloads(actions: &[Action], conn: u64) -> Vec<(Vec<u8>, bool, u16)> {
@@ -191,10 +243,14 @@ fn sessions_queues_and_inflight_resume_after_a_restart() {
     );
     h.publish(2, "t/5", b"zero", QoS::AtMostOnce, 0);
     model.apply(changes(&mut h));
-    assert!(!model.sessions.contains_key("pub"), "a clean session is not stored");
+    assert!(
+        !model.sessions.contains_key("pub"),
+        "a clean session is not stored"
+    );
 
     let mut h = restart(&model, 1_000);
     let a = h.connect(1, "sub", ProtocolVersion::V311, false);
+    let a = settle(&mut h, &mut model, a);
     assert!(connack(&a, 1).0, "session present after the restart");
     // [MQTT-4.4.0-1] the PUBLISH again with DUP, the PUBREL again, then the queue in order;
     // the QoS 0 message to an offline session was never kept.
@@ -220,7 +276,7 @@ fn sessions_queues_and_inflight_resume_after_a_restart() {
     h.packet(1, Packet::PubAck(ack(4)));
     model.apply(changes(&mut h));
     let s = &model.sessions["sub"];
-    assert!(s.queue.is_empty() && s.inflight.is_empty());
+    assert!(model.queue_len("sub") == 0 && s.inflight.is_empty());
     assert_eq!(s.subscriptions.len(), 1);
 }
 
@@ -238,12 +294,16 @@ fn inbound_qos2_is_not_delivered_twice_across_a_restart() {
 
     let mut h = restart(&model, 10);
     let a = h.connect(1, "sub", ProtocolVersion::V311, false);
+    let a = settle(&mut h, &mut model, a);
     assert_eq!(payloads(&a, 1), [(b"once".to_vec(), true, 1)]);
     h.connect(2, "pub", ProtocolVersion::V311, false);
     let mut again = publish("t", b"once", QoS::ExactlyOnce, 7, false);
     again.dup = true;
     let a = h.packet(2, Packet::Publish(again));
-    assert!(publishes(&a, 1).is_empty(), "[MQTT-4.3.3-10] not delivered again");
+    assert!(
+        publishes(&a, 1).is_empty(),
+        "[MQTT-4.3.3-10] not delivered again"
+    );
     let a = h.packet(2, Packet::PubRel(ack(7)));
     assert!(matches!(sent(&a, 2)[0], Packet::PubComp(c) if c.reason == ReasonCode::Success));
     model.apply(changes(&mut h));
@@ -276,8 +336,15 @@ fn a_will_delay_counts_on_after_a_restart() {
     // lost, so the will is due 5 s later and goes to the watcher's queue.
     let mut h = restart(&model, 2_000);
     assert!(h.advance_to(6_999).is_empty());
-    h.advance_to(7_000);
+    let mut m = Model {
+        sessions: model.sessions.clone(),
+        queues: model.queues.clone(),
+        ..Model::default()
+    };
+    let a = h.advance_to(7_000);
+    settle(&mut h, &mut m, a);
     let a = h.connect_with(1, v5_connect("watcher", 600, None));
+    let a = settle(&mut h, &mut m, a);
     assert_eq!(payloads(&a, 1), [(b"gone".to_vec(), false, 1)]);
 
     // A device that comes back before the delay passes cancels its will [MQTT-3.1.3-9].
@@ -304,22 +371,26 @@ fn what_expired_while_down_is_dropped_at_start() {
     h.packet(3, Packet::Publish(p));
     h.publish(3, "t", b"lasting", QoS::AtLeastOnce, 2);
     model.apply(changes(&mut h));
-    assert_eq!(model.sessions["long"].queue.len(), 2);
+    assert_eq!(model.queue_len("long"), 2);
 
     let mut h = restart(&model, 10_000);
     let gone: Vec<Change> = changes(&mut h);
-    assert!(gone.iter().any(
-        |c| matches!(c, Change::SessionDeleted { client_id } if &**client_id == "short")
-    ));
+    assert!(gone
+        .iter()
+        .any(|c| matches!(c, Change::SessionDeleted { client_id } if &**client_id == "short")));
     assert!(gone
         .iter()
         .any(|c| matches!(c, Change::RetainCleared { topic } if &**topic == "t")));
     model.apply(gone);
     assert!(!model.sessions.contains_key("short"));
-    assert_eq!(model.sessions["long"].queue.len(), 1, "the expired message left");
+    assert_eq!(model.queue_len("long"), 1, "the expired message left");
     let a = h.connect_with(1, v5_connect("short", 2, None));
-    assert!(!connack(&a, 1).0, "the session expired while the broker was down");
+    assert!(
+        !connack(&a, 1).0,
+        "the session expired while the broker was down"
+    );
     let a = h.connect_with(2, v5_connect("long", 600, None));
+    let a = settle(&mut h, &mut model, a);
     assert_eq!(payloads(&a, 2), [(b"lasting".to_vec(), false, 1)]);
 }
 
@@ -339,7 +410,11 @@ fn a_session_that_stops_being_persistent_leaves_the_store() {
     model.apply(changes(&mut h));
     let s = &model.sessions["c"];
     assert_eq!(
-        (s.subscriptions.len(), s.inflight.len(), s.record.expiry_secs),
+        (
+            s.subscriptions.len(),
+            s.inflight.len(),
+            s.record.expiry_secs
+        ),
         (1, 1, 60)
     );
     // Taken over by a connection with expiry 0: the session goes on, but only in memory.
@@ -347,4 +422,51 @@ fn a_session_that_stops_being_persistent_leaves_the_store() {
     assert!(connack(&a, 4).0);
     model.apply(changes(&mut h));
     assert!(model.sessions.is_empty());
+}
+
+#[test]
+fn large_queues_live_in_the_store_and_come_back_in_order() {
+    let mut h = Harness::with(Limits {
+        max_inflight_messages: 1,
+        max_queued_messages: 0,
+        ..Limits::default()
+    });
+    h.engine.enable_journal();
+    let mut model = Model::default();
+    h.connect(1, "sub", ProtocolVersion::V311, false);
+    h.subscribe(1, "t", QoS::AtLeastOnce);
+    h.connect(2, "pub", ProtocolVersion::V311, true);
+    let total = 700u16;
+    for i in 1..=total {
+        h.publish(2, "t", &i.to_be_bytes(), QoS::AtLeastOnce, i);
+    }
+    model.apply(changes(&mut h));
+    let key = h.engine.by_client_id["sub"];
+    let s = &h.engine.sessions[key];
+    // One in flight, a bounded head in memory, the rest only in the store.
+    assert_eq!(s.inflight.len(), 1);
+    assert_eq!(s.queue.len(), crate::engine::deliver::QUEUE_MEMORY_MAX);
+    assert_eq!(s.queue_len(), usize::from(total) - 1);
+    assert_eq!(model.queue_len("sub"), usize::from(total) - 1);
+    // Offline, nothing of the queue stays in memory.
+    h.closed(1);
+    let s = &h.engine.sessions[key];
+    assert!(s.queue.is_empty());
+    assert_eq!(s.queue_len(), usize::from(total) - 1);
+    // Back online: every message arrives once, in order, read from the store in batches.
+    let a = h.connect(1, "sub", ProtocolVersion::V311, false);
+    let mut a = settle(&mut h, &mut model, a);
+    let mut got = Vec::new();
+    while let Some(p) = publishes(&a, 1)
+        .first()
+        .map(|p| (p.packet_id, p.payload.to_vec()))
+    {
+        got.push(u16::from_be_bytes([p.1[0], p.1[1]]));
+        let next = h.packet(1, Packet::PubAck(ack(p.0)));
+        a = settle(&mut h, &mut model, next);
+        assert!(h.engine.sessions[key].queue.len() <= crate::engine::deliver::QUEUE_MEMORY_MAX);
+    }
+    assert_eq!(got, (1..=total).collect::<Vec<u16>>());
+    assert_eq!(model.queue_len("sub"), 0);
+    assert!(model.sessions["sub"].inflight.is_empty());
 }

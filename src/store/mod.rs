@@ -456,8 +456,12 @@ fn database_problem(e: DatabaseError) -> Problem {
     match e {
         DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => Problem::InUse,
         DatabaseError::RepairAborted => Problem::NeedsRecovery,
+        // A file too short or too strange to be redb's is damaged, not an I/O failure.
         DatabaseError::Storage(redb::StorageError::Io(e))
-            if e.kind() != std::io::ErrorKind::InvalidData =>
+            if !matches!(
+                e.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+            ) =>
         {
             Problem::Io(e)
         }

@@ -9,6 +9,7 @@ mod flow;
 mod limits;
 mod malformed;
 mod mqttsn;
+mod persistence;
 mod publish;
 mod retain;
 mod session;

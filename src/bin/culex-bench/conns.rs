@@ -6,6 +6,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::mqtt::Session;
 use crate::net::{Client, Target};
 use crate::report::Report;
 use crate::stats::{self, Histogram};
@@ -95,11 +96,12 @@ fn one_loop(target: &Target, prefix: &str, duration: Duration, stop: &AtomicBool
     let mut n = 0u64;
     while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
         let t0 = stats::now_ns();
-        let result = Client::connect(target, &format!("{prefix}{n}"), IO_TIMEOUT).and_then(|c| {
-            let t1 = stats::now_ns();
-            c.disconnect(IO_TIMEOUT)?;
-            Ok(t1 - t0)
-        });
+        let result = Client::connect(target, &format!("{prefix}{n}"), Session::Clean, IO_TIMEOUT)
+            .and_then(|c| {
+                let t1 = stats::now_ns();
+                c.disconnect(IO_TIMEOUT)?;
+                Ok(t1 - t0)
+            });
         n += 1;
         match result {
             Ok(ns) => {
@@ -132,8 +134,13 @@ pub(crate) fn idle_memory(
     let cpu0 = stats::cpu_seconds(None)?;
     let mut clients = Vec::with_capacity(count);
     for i in 0..count {
-        let client = Client::connect(target, &format!("bench-{tag}-i{i}"), IO_TIMEOUT)
-            .map_err(|e| format!("idle connection {i}: {e}"))?;
+        let client = Client::connect(
+            target,
+            &format!("bench-{tag}-i{i}"),
+            Session::Clean,
+            IO_TIMEOUT,
+        )
+        .map_err(|e| format!("idle connection {i}: {e}"))?;
         clients.push(client);
     }
     let setup = start.elapsed().as_secs_f64();

@@ -1,6 +1,13 @@
 //! Message-flow scenarios: P publishers send stamped messages on their own topics, S
 //! subscribers receive every topic. fan-in (P > 1, S = 1), fan-out (P = 1, S > 1) and latency
 //! (a fixed rate) are all this one run with different settings.
+//!
+//! With persistent sessions the MQTT clients connect with clean session 0 (5.0: clean start
+//! 0 and the longest Session Expiry Interval) under client ids unique to the run, so that a
+//! broker keeps the subscribers' subscriptions, queues and in-flight messages in sessions
+//! that outlive the connections, in its store when it has one. After the run every client
+//! id reconnects once with a clean session and disconnects, which discards its session and
+//! leaves none behind.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
@@ -35,6 +42,8 @@ pub(crate) struct Flow {
     /// Publishers are MQTT-SN clients of the gateway at this address (subscribers stay on
     /// the MQTT target).
     pub(crate) sn_gateway: Option<std::net::SocketAddr>,
+    /// The session the MQTT clients ask for (MQTT-SN publishers always start clean).
+    pub(crate) session: mqtt::Session,
 }
 
 /// A publisher's connection: MQTT over the target's transport, or MQTT-SN over UDP.
@@ -74,12 +83,43 @@ const BATCH: u64 = 64;
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs the flow and reports it; the report fails when QoS 1 lost or anything duplicated.
+/// With persistent sessions it then discards the sessions of every client that connected,
+/// also when the run failed; the report fails when that does not succeed.
 pub(crate) fn run(flow: &Flow, target: &Target, broker_pid: Option<u32>) -> Res<Report> {
-    let tag = format!(
-        "{:x}{:x}",
-        std::process::id(),
-        stats::now_ns() & 0xffff_ffff
-    );
+    let mut connected = Vec::new();
+    let result = measure(flow, target, broker_pid, &mut connected);
+    if flow.session == mqtt::Session::Clean {
+        return result;
+    }
+    let discarded = discard_sessions(target, &connected);
+    let mut report = result?;
+    match discarded {
+        Ok(()) => report.int("sessions_discarded", connected.len() as u64),
+        Err(e) => report.fail(format!("discarding the persistent sessions: {e}")),
+    }
+    Ok(report)
+}
+
+/// Ends the sessions of `ids`: each reconnects with a clean session, which discards what the
+/// broker kept, and disconnects, which ends the new session.
+fn discard_sessions(target: &Target, ids: &[String]) -> Res<()> {
+    for id in ids {
+        Client::connect(target, id, mqtt::Session::Clean, IO_TIMEOUT)
+            .map_err(|e| format!("{id}: {e}"))?
+            .disconnect(Duration::from_millis(500))?;
+    }
+    Ok(())
+}
+
+/// The run itself; pushes the id of every MQTT client that connects to `connected`.
+fn measure(
+    flow: &Flow,
+    target: &Target,
+    broker_pid: Option<u32>,
+    connected: &mut Vec<String>,
+) -> Res<Report> {
+    // Client ids unique to the run: a persistent session never meets one of an earlier run.
+    let tag = stats::random_tag()?;
     let shared = Arc::new(Shared {
         received: (0..flow.subscribers)
             .map(|_| (0..flow.publishers).map(|_| AtomicU64::new(0)).collect())
@@ -91,7 +131,9 @@ pub(crate) fn run(flow: &Flow, target: &Target, broker_pid: Option<u32>) -> Res<
     });
     let mut subs = Vec::new();
     for s in 0..flow.subscribers {
-        let mut client = Client::connect(target, &format!("bench-{tag}-s{s}"), IO_TIMEOUT)?;
+        let id = format!("bench-{tag}-s{s}");
+        let mut client = Client::connect(target, &id, flow.session, IO_TIMEOUT)?;
+        connected.push(id);
         client.subscribe(&format!("bench/{tag}/+"), flow.qos, IO_TIMEOUT)?;
         subs.push(client);
     }
@@ -99,7 +141,11 @@ pub(crate) fn run(flow: &Flow, target: &Target, broker_pid: Option<u32>) -> Res<
     for p in 0..flow.publishers {
         let id = format!("bench-{tag}-p{p}");
         pubs.push(match flow.sn_gateway {
-            None => Publisher::Mqtt(Client::connect(target, &id, IO_TIMEOUT)?),
+            None => {
+                let client = Client::connect(target, &id, flow.session, IO_TIMEOUT)?;
+                connected.push(id);
+                Publisher::Mqtt(client)
+            }
             Some(gw) => {
                 let topic = format!("bench/{tag}/{p}");
                 Publisher::Sn(SnClient::connect(gw, &id, &topic, IO_TIMEOUT)?)
@@ -231,6 +277,8 @@ pub(crate) fn run(flow: &Flow, target: &Target, broker_pid: Option<u32>) -> Res<
         crate::report::micros(latency.quantile(0.99)),
         crate::report::micros(latency.quantile(0.999)),
     );
+    // Persistent sessions change nothing here: without a reconnect no message is resent, so
+    // every acknowledged message still reaches each subscriber exactly once.
     if flow.qos >= 1 && (lost > 0 || unacked > 0) {
         report.fail(format!(
             "QoS {} lost {lost} message(s), {unacked} unacknowledged",

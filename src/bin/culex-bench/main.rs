@@ -96,6 +96,16 @@ fn options() -> getopts::Options {
         "seconds to hold idle connections before measuring (1)",
         "SECS",
     );
+    o.optflag(
+        "",
+        "persistent",
+        "fanin, fanout, latency: the MQTT clients connect with clean session 0 (5.0: clean \
+         start 0, Session Expiry Interval 0xFFFFFFFF) under client ids unique to the run, so \
+         the broker keeps subscriptions, queues and in-flight messages in sessions that \
+         outlive the connections (in its store, if it has one). At the end each client id \
+         reconnects once with a clean session and disconnects, which discards its session: \
+         none is left behind. MQTT-SN publishers always start clean",
+    );
     o.optopt("", "drain", "seconds to wait for late messages (3)", "SECS");
     o.optopt(
         "",
@@ -193,6 +203,14 @@ fn run(args: &[String]) -> Res<Option<Report>> {
         .map(|p| p.parse().map_err(|e| format!("--broker-pid {p}: {e}")))
         .transpose()?;
     let duration = seconds(&m, "d", 5.0, 600.0)?;
+    let session = if m.opt_present("persistent") {
+        if !matches!(scenario, "fanin" | "fanout" | "latency") {
+            return Err(format!("--persistent: not for {scenario}").into());
+        }
+        mqtt::Session::Persistent
+    } else {
+        mqtt::Session::Clean
+    };
     let mut report = match scenario {
         "fanin" | "fanout" | "latency" => {
             let qos: u8 = num(&m, "q", 0, 1)?;
@@ -226,6 +244,7 @@ fn run(args: &[String]) -> Res<Option<Report>> {
                     .map(|_| num(&m, "sn-port", 0u16, u16::MAX))
                     .transpose()?
                     .map(|port| SocketAddr::new(target.addr.ip(), port)),
+                session,
             };
             if flow.publishers == 0 || flow.subscribers == 0 {
                 return Err("at least one publisher and one subscriber".into());
@@ -264,6 +283,10 @@ fn run(args: &[String]) -> Res<Option<Report>> {
         ),
     ];
     let mut prefix = format!("{scenario} {transport_name}: ");
+    if session == mqtt::Session::Persistent {
+        head.push(("session".to_owned(), Report::quoted("persistent")));
+        prefix = format!("{scenario} {transport_name}, persistent sessions: ");
+    }
     if let Some(label) = m.opt_str("l") {
         head.insert(0, ("label".to_owned(), Report::quoted(&label)));
         prefix = format!("[{label}] {prefix}");

@@ -1,6 +1,7 @@
-//! The few MQTT 3.1.1 / 5.0 packets the load generator needs: encoders for CONNECT, SUBSCRIBE,
-//! PUBLISH, PUBACK, PINGREQ and DISCONNECT, a framer that splits a byte stream into packets, and
-//! readers for CONNACK, SUBACK, PUBLISH and PUBACK bodies.
+//! The few MQTT 3.1.1 / 5.0 packets the load generator needs: encoders for CONNECT (clean or
+//! persistent session), SUBSCRIBE, PUBLISH, PUBACK, PINGREQ and DISCONNECT, a framer that
+//! splits a byte stream into packets, and readers for CONNACK, SUBACK, PUBLISH and PUBACK
+//! bodies.
 
 use crate::Res;
 
@@ -56,17 +57,53 @@ fn put_header(out: &mut Vec<u8>, first: u8, len: usize) {
     put_varint(out, len);
 }
 
-/// Appends a CONNECT with a clean session / clean start and no credentials.
-pub(crate) fn connect(out: &mut Vec<u8>, version: Version, client_id: &str, keep_alive: u16) {
-    let props = usize::from(version.has_properties());
-    let len = 10 + props + 2 + client_id.len();
+/// What a CONNECT asks of the broker about the session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Session {
+    /// Clean session (3.1.1) / clean start without Session Expiry Interval (5.0): the broker
+    /// discards any earlier session of the client id, and the new one ends with the
+    /// connection.
+    Clean,
+    /// Clean session 0 (3.1.1) / clean start 0 and Session Expiry Interval 0xFFFFFFFF (5.0):
+    /// the session, with its subscriptions, queue and in-flight messages, outlives the
+    /// connection.
+    Persistent,
+}
+
+/// Session Expiry Interval property identifier (MQTT 5.0).
+const SESSION_EXPIRY: u8 = 0x11;
+
+/// Appends a CONNECT without credentials.
+pub(crate) fn connect(
+    out: &mut Vec<u8>,
+    version: Version,
+    client_id: &str,
+    keep_alive: u16,
+    session: Session,
+) {
+    let mut props = Vec::new();
+    if version.has_properties() && session == Session::Persistent {
+        props.push(SESSION_EXPIRY);
+        props.extend_from_slice(&u32::MAX.to_be_bytes());
+    }
+    let props_len = if version.has_properties() {
+        1 + props.len()
+    } else {
+        0
+    };
+    let len = 10 + props_len + 2 + client_id.len();
     put_header(out, 0x10, len);
     put_str(out, b"MQTT");
     out.push(version.level());
-    out.push(0x02);
+    out.push(match session {
+        Session::Clean => 0x02,
+        Session::Persistent => 0x00,
+    });
     out.extend_from_slice(&keep_alive.to_be_bytes());
     if version.has_properties() {
-        out.push(0);
+        // Fewer than 128 bytes of properties: a one-byte length.
+        out.push(props.len() as u8);
+        out.extend_from_slice(&props);
     }
     put_str(out, client_id.as_bytes());
 }
@@ -279,10 +316,30 @@ mod tests {
     #[test]
     fn partial_frames_wait() {
         let mut out = Vec::new();
-        connect(&mut out, Version::V5, "x", 60);
+        connect(&mut out, Version::V5, "x", 60, Session::Clean);
         assert!(frame(&out[..out.len() - 1], 0).unwrap().is_none());
         assert_eq!(frame(&out, 0).unwrap().unwrap().end, out.len());
         assert_eq!(out[1] as usize, out.len() - 2);
+    }
+
+    #[test]
+    fn connect_session_flags() {
+        for version in [Version::V311, Version::V5] {
+            for session in [Session::Clean, Session::Persistent] {
+                let mut out = Vec::new();
+                connect(&mut out, version, "id", 60, session);
+                assert_eq!(out[1] as usize, out.len() - 2);
+                let clean = out[9] & 0x02 != 0;
+                assert_eq!(clean, session == Session::Clean);
+                let props: &[u8] = match (version, session) {
+                    (Version::V311, _) => &[],
+                    (Version::V5, Session::Clean) => &[0],
+                    (Version::V5, Session::Persistent) => &[5, 0x11, 0xff, 0xff, 0xff, 0xff],
+                };
+                assert_eq!(&out[12..12 + props.len()], props);
+                assert_eq!(&out[12 + props.len()..], b"\0\x02id");
+            }
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::http::HeaderValue;
 use tungstenite::{Message, WebSocket};
 
-use crate::mqtt::{self, Frame, Version};
+use crate::mqtt::{self, Frame, Session, Version};
 use crate::Res;
 
 type TlsStream = StreamOwned<ClientConnection, TcpStream>;
@@ -267,8 +267,13 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    /// Connects, sends CONNECT and waits for a successful CONNACK.
-    pub(crate) fn connect(target: &Target, client_id: &str, timeout: Duration) -> Res<Self> {
+    /// Connects, sends CONNECT asking for `session` and waits for a successful CONNACK.
+    pub(crate) fn connect(
+        target: &Target,
+        client_id: &str,
+        session: Session,
+        timeout: Duration,
+    ) -> Res<Self> {
         let conn = target.open(timeout)?;
         let mut client = Self {
             conn,
@@ -278,7 +283,7 @@ impl Client {
             end: 0,
         };
         let mut out = Vec::new();
-        mqtt::connect(&mut out, target.version, client_id, 60);
+        mqtt::connect(&mut out, target.version, client_id, 60, session);
         client.conn.send(&out)?;
         let frame = client.wait_for(mqtt::CONNACK, timeout)?;
         let code = mqtt::connack_code(client.body(&frame))?;

@@ -1,5 +1,6 @@
 //! Measurement: the payload stamp, per-publisher sequence tracking (lost, duplicated, out of
-//! order), a latency histogram, and CPU time and resident memory read from `/proc`.
+//! order), a latency histogram, and CPU time, resident memory and random run tags read from
+//! `/proc`.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -172,6 +173,22 @@ pub(crate) fn cpu_seconds(pid: Option<u32>) -> Res<f64> {
     };
     // Fields 14 and 15 of stat(5), counted from the state field (3); USER_HZ is 100 on Linux.
     Ok((ticks(11)? + ticks(12)?) as f64 / 100.0)
+}
+
+/// 48 random bits as 12 hex digits, from `/proc/sys/kernel/random/uuid`: a tag that makes
+/// client ids and topics unique to one run.
+pub(crate) fn random_tag() -> Res<String> {
+    let path = "/proc/sys/kernel/random/uuid";
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let tag: String = text
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(12)
+        .collect();
+    if tag.len() < 12 {
+        return Err(format!("{path}: unexpected content {text:?}").into());
+    }
+    Ok(tag)
 }
 
 /// Resident set size of a process in KiB, from `/proc/PID/status`.

@@ -17,7 +17,7 @@ use super::message::Message;
 use super::session::{Delivery, OutState};
 use super::topic_tree::Subscription;
 use crate::clock::Millis;
-use crate::codec::mqtt::Will;
+use crate::codec::mqtt::{Packet, QoS, Will};
 
 /// A will as stored with its session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +134,26 @@ pub struct QueueLoad {
 pub struct Snapshot {
     pub sessions: Vec<StoredSession>,
     pub retained: Vec<Message>,
+}
+
+/// Whether `packet` may leave only after the store has flushed to disk what the engine
+/// recorded before it. Acknowledgements (CONNACK, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK,
+/// UNSUBACK) promise state the store must keep; a QoS 2 PUBLISH must not reach a subscriber
+/// unless the message and its flow are durable, or a crash could deliver it twice. QoS 0 and
+/// QoS 1 PUBLISH packets may go before: after a crash the worst is a QoS 1 duplicate, which
+/// QoS 1 allows.
+pub fn needs_flush(packet: &Packet) -> bool {
+    match packet {
+        Packet::ConnAck(_)
+        | Packet::PubAck(_)
+        | Packet::PubRec(_)
+        | Packet::PubRel(_)
+        | Packet::PubComp(_)
+        | Packet::SubAck(_)
+        | Packet::UnsubAck(_) => true,
+        Packet::Publish(p) => p.qos == QoS::ExactlyOnce,
+        _ => false,
+    }
 }
 
 /// Collects changes when a store is attached.

@@ -72,6 +72,9 @@ pub(super) struct Conn {
     pub(super) write_blocked: bool,
     /// Whether WRITABLE is part of the registered interest.
     pub(super) want_writable: bool,
+    /// The output holds a packet that may leave only once the store has flushed what it
+    /// acknowledges: nothing is written until then (later packets wait behind it).
+    pub(super) held: bool,
     /// The user name still to take from the client certificate, once the TLS handshake is
     /// done; `Identity::None` when there is none to take (any more).
     pub(super) identity: Identity,
@@ -93,6 +96,7 @@ impl Conn {
             read_paused: false,
             write_blocked: false,
             want_writable: false,
+            held: false,
             identity: Identity::None,
         }
     }

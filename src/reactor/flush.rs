@@ -26,6 +26,7 @@ impl Reactor {
             return;
         };
         let hard_max = out_hard_max(self.limits.packet_size_max());
+        let wait = self.must_wait(packet);
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -34,6 +35,11 @@ impl Reactor {
         }
         let was_empty = conn.outbound.is_empty();
         mqtt::encode(packet, conn.version(), &mut conn.outbound);
+        if wait && !conn.held {
+            conn.held = true;
+            self.held.push(key);
+            self.held_since.get_or_insert(self.now);
+        }
         if conn.outbound.len() > hard_max {
             log::warn!(
                 "{id} {}: closing: {} bytes queued and the peer is not reading",
@@ -74,7 +80,7 @@ impl Reactor {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if matches!(conn.state, ConnState::Broken { .. }) {
+        if matches!(conn.state, ConnState::Broken { .. }) || conn.held {
             return;
         }
         let mut written = 0;

@@ -18,10 +18,14 @@
 //! 5. Feed the byte counts as `Traffic` (bytes written in step 6 count in the next turn).
 //! 6. Commit the turn's durable changes to the store in one transaction. Nothing has been
 //!    written to any socket since the previous commit: every packet and datagram of the
-//!    turn waits in a buffer until here, so no acknowledgement leaves before what it
-//!    acknowledges is on disk. A failed commit stops the broker before anything is sent.
-//! 7. Flush every connection with pending output, then the queued datagrams; register
-//!    WRITABLE only while output waits.
+//!    turn waits in a buffer until here. A connection whose output holds a packet that
+//!    acknowledges durable state (see [`crate::engine::durable::needs_flush`]) stays held
+//!    until the store has flushed to disk; the flush (one fsync for every message since the
+//!    last) happens when the loop has nothing else to do or [`GROUP_COMMIT_MS`] after the
+//!    first held packet, so other traffic goes on meanwhile. A failed commit stops the
+//!    broker before anything it would acknowledge is sent.
+//! 7. Flush every connection with pending output that is not held, then the queued
+//!    datagrams; register WRITABLE only while output waits.
 //! 8. Remove the connections that are closing and flushed (or broken), telling the engine
 //!    `Closed` for each. Only here do slab keys become free, and the next poll cannot
 //!    return events for a deregistered socket, so a reused key never sees a stale event.
@@ -47,8 +51,9 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::clock::{Clock, Millis};
+use crate::codec::mqtt::Packet;
 use crate::config::Config;
-use crate::engine::durable::{Change, QueueLoad};
+use crate::engine::durable::{needs_flush, Change, QueueLoad};
 use crate::engine::event::{Action, ConnId, Input, Traffic};
 use crate::engine::limits::Limits;
 use crate::engine::session::Delivery;
@@ -68,6 +73,15 @@ const ACCEPT_RETRY_MS: u64 = 100;
 
 /// Time given to a clean shutdown to say goodbye to every client.
 const SHUTDOWN_GRACE_MS: u64 = 2_000;
+
+/// Longest time an acknowledgement waits for the store's flush while the loop is busy.
+const GROUP_COMMIT_MS: u64 = 4;
+
+/// How long held output waits for more work when the loop is idle, when the previous flush
+/// released at least [`GROUP_BUSY_CONNS`] connections (with fewer, waiting would only add
+/// latency).
+const GROUP_IDLE_MS: u64 = 2;
+const GROUP_BUSY_CONNS: usize = 4;
 
 /// Events taken from the poller per turn; more simply wait for the next turn.
 const EVENT_CAPACITY: usize = 1024;
@@ -108,6 +122,15 @@ pub struct Reactor {
     shutdown_deadline: Option<Millis>,
     /// The store, when persistence is on.
     store: Option<Store>,
+    /// Connections held until the store's next flush, and since when the first waits.
+    held: Vec<usize>,
+    held_since: Option<Millis>,
+    /// A datagram of this turn acknowledges durable state: flush the store this turn.
+    flush_now: bool,
+    /// The poller returned no event this turn: the loop has nothing else to do.
+    idle_turn: bool,
+    /// Connections the previous flush released.
+    last_released: usize,
     /// Datagrams to send after the turn's commit: (listener index, peer, bytes).
     datagrams: Vec<(usize, std::net::SocketAddr, Vec<u8>)>,
 }
@@ -181,6 +204,11 @@ impl Reactor {
             traffic: Traffic::default(),
             shutdown_deadline: None,
             store,
+            held: Vec::new(),
+            held_since: None,
+            flush_now: false,
+            idle_turn: false,
+            last_released: 0,
             datagrams: Vec::new(),
         })
     }
@@ -198,6 +226,7 @@ impl Reactor {
             }
             // 2. One clock reading for the turn.
             self.now = self.clock.now();
+            self.idle_turn = events.is_empty();
             // 3. Ready tokens in token order.
             for ready in self.collect_ready(&events) {
                 if self.service(ready) == AfterSignals::ExitNow {
@@ -236,7 +265,16 @@ impl Reactor {
         let work_queued = !self.flush_queue.is_empty()
             || !self.read_queue.is_empty()
             || !self.sn_read_queue.is_empty();
+        // Held output waits for a flush that comes as soon as nothing else is ready.
         let mut ms = if work_queued { 0 } else { MAX_WAIT_MS };
+        // Held output: wait a little for more work to share the flush with.
+        if let Some(since) = self.held_since {
+            ms = ms.min(
+                since
+                    .saturating_add_ms(self.group_idle_ms())
+                    .since(self.now),
+            );
+        }
         let deadlines = [
             self.engine.next_deadline(),
             self.gateway_deadline(),
@@ -332,13 +370,50 @@ impl Reactor {
         let Some(mut store) = self.store.take() else {
             return Ok(());
         };
-        let result = store.commit(self.now, self);
+        let waited = self.held_since.map_or(0, |since| self.now.since(since));
+        let flush = self.flush_now
+            || self.shutdown_deadline.is_some()
+            || (!self.held.is_empty()
+                && (waited >= GROUP_COMMIT_MS
+                    || (self.idle_turn && waited >= self.group_idle_ms())));
+        let result = store.commit(self.now, self, flush);
+        let flushed = store.is_flushed();
         self.store = Some(store);
+        self.flush_now = false;
         result.map_err(|e| {
             io::Error::other(format!(
                 "{e}; stopping without sending this turn's acknowledgements"
             ))
-        })
+        })?;
+        if flushed {
+            // What the held packets acknowledge is on disk: they may go.
+            self.held_since = None;
+            self.last_released = self.held.len();
+            for key in std::mem::take(&mut self.held) {
+                if let Some(conn) = self.conns.get_mut(key) {
+                    conn.held = false;
+                    self.flush_queue.push(key);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// How long held output waits in an idle loop before the flush.
+    fn group_idle_ms(&self) -> u64 {
+        if self.last_released >= GROUP_BUSY_CONNS {
+            GROUP_IDLE_MS
+        } else {
+            0
+        }
+    }
+
+    /// Whether `packet` must wait for the store's flush before it leaves.
+    fn must_wait(&self, packet: &Packet) -> bool {
+        self.store
+            .as_ref()
+            .is_some_and(Store::holds_acknowledgements)
+            && needs_flush(packet)
     }
 
     /// Hands one input to the engine and applies everything it asks for in return.
@@ -359,6 +434,11 @@ impl Reactor {
         let action = if self.by_id.contains_key(&conn) || self.sn.is_empty() {
             action
         } else {
+            // Datagrams go after every commit: one that acknowledges durable state asks
+            // for this turn's commit to be flushed.
+            if let Action::Send { packet, .. } = &action {
+                self.flush_now |= self.must_wait(packet);
+            }
             match self.gateway_action(action) {
                 None => return,
                 Some(action) => action,

@@ -3,10 +3,11 @@
 //! [`Store::open`] takes the file (refusing one that is in use, damaged, empty or of another
 //! format version: never a silent reset) and returns what it holds as a [`Snapshot`] for the
 //! engine. From then on the reactor hands every loop turn's [`Change`]s to [`Store::commit`],
-//! one write transaction per turn, before any packet of that turn is written: one fsync
-//! serves every message of the turn (group commit). With `persistence_sync interval MS` the
-//! turn's transaction is written without an fsync and [`Store::next_deadline`] says when the
-//! next flush is due.
+//! one write transaction per turn. A transaction reaches the disk (fsync) when packets wait
+//! for it: an acknowledgement leaves only once what it acknowledges is on disk, so one fsync
+//! serves every message since the previous one (group commit). With `persistence_sync
+//! interval MS` transactions are written without an fsync and [`Store::next_deadline`] says
+//! when the next flush is due.
 //!
 //! A commit that fails is fatal to the caller: the acknowledgements of that turn must not
 //! leave the process.
@@ -36,6 +37,13 @@ use record::WallTime;
 use schema::{
     FORMAT_KEY, FORMAT_VERSION, INCOMING, INFLIGHT, META, QUEUE, RETAINED, SESSIONS, SUBSCRIPTIONS,
 };
+
+/// Changes kept in memory at most before they are written (without a flush).
+const BATCH_MAX: usize = 16_384;
+
+/// With `every-turn`, how long changes that no packet waits for (a subscriber's
+/// acknowledgement, a retained QoS 0 message) may stay off the disk.
+pub const UNACKNOWLEDGED_FLUSH_MS: u64 = 1_000;
 
 /// Memory redb may use to cache pages (its default is 1 GiB).
 const CACHE_BYTES: usize = 16 << 20;
@@ -126,8 +134,10 @@ pub struct Store {
     path: PathBuf,
     sync: SyncPolicy,
     wall: WallTime,
-    /// When the oldest change not yet flushed to disk was committed (interval mode).
-    unsynced_since: Option<Millis>,
+    /// When the oldest change not yet on disk was taken.
+    oldest_unflushed: Option<Millis>,
+    /// Changes taken and not yet written, in order.
+    pending: Vec<Change>,
     /// Reused to encode records, and to take each turn's changes and queue reads.
     buf: Vec<u8>,
     changes: Vec<Change>,
@@ -184,7 +194,8 @@ impl Store {
             path: path.to_owned(),
             sync,
             wall,
-            unsynced_since: None,
+            oldest_unflushed: None,
+            pending: Vec::new(),
             buf: Vec::new(),
             changes: Vec::new(),
             loads: Vec::new(),
@@ -196,36 +207,48 @@ impl Store {
         &self.path
     }
 
-    /// Writes one turn's changes in one transaction: flushed to disk before it returns
-    /// (`every-turn`, or when the interval is over), else written for a later flush. Reads
-    /// of stored queues are served inside the same transaction, so they see the turn's
-    /// changes, and what the answers change joins it.
-    pub fn commit(&mut self, now: Millis, turn: &mut impl TurnSource) -> Result<(), StoreError> {
-        let mut changes = std::mem::take(&mut self.changes);
+    /// Takes one turn's changes. They are kept in memory, and written with everything kept
+    /// since, in one transaction, when the store must flush (`flush`: packets wait for it;
+    /// or the oldest kept change is [`Store::next_deadline`] old), when the turn asks to
+    /// read a stored queue (the read must see them), or when [`BATCH_MAX`] changes wait.
+    /// Only a flush makes the transaction durable (one fsync); with `persistence_sync
+    /// interval`, packets never wait and the interval alone decides. Changes that a later
+    /// change of the same batch undoes (a message queued then sent, a flow started then
+    /// completed) are never written.
+    pub fn commit(
+        &mut self,
+        now: Millis,
+        turn: &mut impl TurnSource,
+        flush: bool,
+    ) -> Result<(), StoreError> {
+        let mut taken = std::mem::take(&mut self.changes);
         let mut loads = std::mem::take(&mut self.loads);
-        turn.changes(&mut changes);
+        turn.changes(&mut taken);
         turn.queue_loads(&mut loads);
-        let flush_due = self.next_deadline().is_some_and(|at| at <= now);
-        let result = if changes.is_empty() && loads.is_empty() && !flush_due {
-            Ok(())
-        } else {
-            let durable = match self.sync {
-                SyncPolicy::EveryTurn => true,
-                SyncPolicy::IntervalMs(_) => flush_due,
+        if !taken.is_empty() {
+            self.oldest_unflushed.get_or_insert(now);
+            self.pending.append(&mut taken);
+        }
+        let due = self.next_deadline().is_some_and(|at| at <= now);
+        let durable = due
+            || match self.sync {
+                SyncPolicy::EveryTurn => flush && self.oldest_unflushed.is_some(),
+                SyncPolicy::IntervalMs(_) => false,
             };
-            let r = self.write(&mut changes, &mut loads, turn, durable);
-            if r.is_ok() {
-                if durable {
-                    self.unsynced_since = None;
-                } else if self.unsynced_since.is_none() {
-                    self.unsynced_since = Some(now);
-                }
+        let result = if durable || !loads.is_empty() || self.pending.len() >= BATCH_MAX {
+            let mut pending = std::mem::take(&mut self.pending);
+            let r = self.write(&mut pending, &mut loads, turn, durable);
+            pending.clear();
+            self.pending = pending;
+            if r.is_ok() && durable {
+                self.oldest_unflushed = None;
             }
             r
+        } else {
+            Ok(())
         };
-        changes.clear();
         loads.clear();
-        self.changes = changes;
+        self.changes = taken;
         self.loads = loads;
         result.map_err(|problem| StoreError {
             path: self.path.clone(),
@@ -233,26 +256,42 @@ impl Store {
         })
     }
 
-    /// Flushes what interval mode has written but not yet flushed (at shutdown).
+    /// Writes and flushes everything not yet on disk (at shutdown).
     pub fn flush(&mut self) -> Result<(), StoreError> {
-        if self.unsynced_since.is_none() {
+        if self.oldest_unflushed.is_none() {
             return Ok(());
         }
-        self.write(&mut Vec::new(), &mut Vec::new(), &mut NoTurn, true)
+        let mut pending = std::mem::take(&mut self.pending);
+        self.write(&mut pending, &mut Vec::new(), &mut NoTurn, true)
             .map_err(|problem| StoreError {
                 path: self.path.clone(),
                 problem,
             })?;
-        self.unsynced_since = None;
+        pending.clear();
+        self.pending = pending;
+        self.oldest_unflushed = None;
         Ok(())
     }
 
-    /// When written changes must be flushed to disk (interval mode only).
+    /// True when every change taken has reached the disk.
+    pub fn is_flushed(&self) -> bool {
+        self.oldest_unflushed.is_none()
+    }
+
+    /// Whether acknowledgements wait for the flush of what they acknowledge (`every-turn`);
+    /// with `interval` they leave at once.
+    pub fn holds_acknowledgements(&self) -> bool {
+        self.sync == SyncPolicy::EveryTurn
+    }
+
+    /// When the changes not yet on disk must be flushed: after the interval, or after
+    /// [`UNACKNOWLEDGED_FLUSH_MS`] for changes no packet waits for.
     pub fn next_deadline(&self) -> Option<Millis> {
-        match self.sync {
-            SyncPolicy::EveryTurn => None,
-            SyncPolicy::IntervalMs(ms) => self.unsynced_since.map(|t| t.saturating_add_ms(ms)),
-        }
+        let ms = match self.sync {
+            SyncPolicy::EveryTurn => UNACKNOWLEDGED_FLUSH_MS,
+            SyncPolicy::IntervalMs(ms) => ms,
+        };
+        self.oldest_unflushed.map(|t| t.saturating_add_ms(ms))
     }
 
     fn write(
@@ -279,8 +318,11 @@ impl Store {
                 retained: txn.open_table(RETAINED).map_err(damaged)?,
             };
             loop {
-                for change in changes.iter() {
-                    t.apply(change, self.wall, &mut self.buf).map_err(damaged)?;
+                let keep = compact(changes);
+                for (change, keep) in changes.iter().zip(keep) {
+                    if keep {
+                        t.apply(change, self.wall, &mut self.buf).map_err(damaged)?;
+                    }
                 }
                 if loads.is_empty() {
                     break;
@@ -295,6 +337,67 @@ impl Store {
         }
         txn.commit().map_err(damaged)
     }
+}
+
+/// Which changes of a batch must be written: an insert that a later change of the batch
+/// removes or replaces is left out. A queue entry queued and dequeued in the same batch is
+/// left out whole (queue positions are never reused while stored); removals of in-flight
+/// flows and inbound QoS 2 identifiers are always written, as the row may predate the batch.
+fn compact(changes: &[Change]) -> Vec<bool> {
+    const QUEUED: u8 = 0;
+    const INFLIGHT: u8 = 1;
+    const INCOMING: u8 = 2;
+    let mut keep = vec![true; changes.len()];
+    let mut live: BTreeMap<(u8, &str, u64), usize> = BTreeMap::new();
+    for (i, c) in changes.iter().enumerate() {
+        match c {
+            Change::Queued { client_id, seq, .. } => {
+                live.insert((QUEUED, client_id, *seq), i);
+            }
+            Change::Dequeued { client_id, seq } => {
+                if let Some(j) = live.remove(&(QUEUED, &**client_id, *seq)) {
+                    keep[j] = false;
+                    keep[i] = false;
+                }
+            }
+            Change::InflightSaved {
+                client_id,
+                packet_id,
+                ..
+            } => {
+                if let Some(j) = live.insert((INFLIGHT, client_id, u64::from(*packet_id)), i) {
+                    keep[j] = false;
+                }
+            }
+            Change::InflightReleased {
+                client_id,
+                packet_id,
+            } => {
+                if let Some(j) = live.remove(&(INFLIGHT, &**client_id, u64::from(*packet_id))) {
+                    keep[j] = false;
+                }
+            }
+            Change::IncomingQos2 {
+                client_id,
+                packet_id,
+                pending,
+            } => {
+                let key = (INCOMING, &**client_id, u64::from(*packet_id));
+                if *pending {
+                    live.insert(key, i);
+                } else if let Some(j) = live.remove(&key) {
+                    keep[j] = false;
+                }
+            }
+            // A session's deletion removes its rows whatever came before; later inserts
+            // start afresh.
+            Change::SessionDeleted { client_id } => {
+                live.retain(|(_, id, _), _| *id != &**client_id);
+            }
+            _ => {}
+        }
+    }
+    keep
 }
 
 /// Where a turn's changes come from, and where the stored queue entries it asked for go.

@@ -387,7 +387,9 @@ fn committed_changes_read_back_after_a_reopen() {
             topic: "r/2".into(),
         },
     ];
-    store.commit(Millis(1), &mut Fixed::new(changes)).unwrap();
+    store
+        .commit(Millis(1), &mut Fixed::new(changes), true)
+        .unwrap();
     drop(store);
 
     let (mut store, snapshot) = open(&path);
@@ -419,7 +421,7 @@ fn committed_changes_read_back_after_a_reopen() {
     };
     let mut turn = Fixed::new(vec![]);
     turn.loads.push(load);
-    store.commit(Millis(1), &mut turn).unwrap();
+    store.commit(Millis(1), &mut turn, true).unwrap();
     let (id, entries) = &turn.loaded[0];
     assert_eq!(&**id, "c1");
     assert_eq!(entries.len(), 1);
@@ -437,7 +439,9 @@ fn committed_changes_read_back_after_a_reopen() {
 
     // Deleting a session takes every row it owns and nothing of the others.
     let delete = vec![Change::SessionDeleted { client_id: c1 }];
-    store.commit(Millis(2), &mut Fixed::new(delete)).unwrap();
+    store
+        .commit(Millis(2), &mut Fixed::new(delete), true)
+        .unwrap();
     drop(store);
     let (_store, snapshot) = open(&path);
     assert_eq!(snapshot.sessions.len(), 1);
@@ -457,27 +461,53 @@ fn interval_sync_asks_for_a_flush_when_due() {
         msg: Rc::new(message("r", b"x", None)),
     };
     store
-        .commit(Millis(10), &mut Fixed::new(vec![retain.clone()]))
+        .commit(Millis(10), &mut Fixed::new(vec![retain.clone()]), false)
         .unwrap();
     assert_eq!(store.next_deadline(), Some(Millis(110)));
     store
-        .commit(Millis(50), &mut Fixed::new(vec![retain.clone()]))
+        .commit(Millis(50), &mut Fixed::new(vec![retain.clone()]), false)
         .unwrap();
     assert_eq!(
         store.next_deadline(),
         Some(Millis(110)),
         "the oldest change counts"
     );
-    store.commit(Millis(110), &mut Fixed::new(vec![])).unwrap();
+    store
+        .commit(Millis(110), &mut Fixed::new(vec![]), true)
+        .unwrap();
     assert_eq!(store.next_deadline(), None);
     store
-        .commit(Millis(120), &mut Fixed::new(vec![retain.clone()]))
+        .commit(Millis(120), &mut Fixed::new(vec![retain.clone()]), false)
         .unwrap();
     store.flush().unwrap();
     assert_eq!(store.next_deadline(), None);
     drop(store);
     let (_, snapshot) = Store::open(&path, SyncPolicy::EveryTurn, 0, Millis(0)).unwrap();
     assert_eq!(snapshot.retained.len(), 1);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn every_turn_commits_wait_for_a_flush_only_when_asked() {
+    let dir = temp_dir("every-turn");
+    let path = dir.join("culex.redb");
+    let (mut store, _) = open(&path);
+    assert!(store.is_flushed() && store.holds_acknowledgements());
+    let retain = Change::RetainSet {
+        msg: Rc::new(message("r", b"x", None)),
+    };
+    store
+        .commit(Millis(1), &mut Fixed::new(vec![retain]), false)
+        .unwrap();
+    assert!(!store.is_flushed(), "written, not yet on disk");
+    // Nothing new, but a flush is asked for: what was written reaches the disk.
+    store
+        .commit(Millis(2), &mut Fixed::new(vec![]), true)
+        .unwrap();
+    assert!(store.is_flushed());
+    assert_eq!(store.next_deadline(), None);
+    drop(store);
+    assert_eq!(open(&path).1.retained.len(), 1);
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -514,7 +544,7 @@ fn bad_files_are_refused_not_reset() {
         msg: Rc::new(message("r", &[b'x'; 10_000], None)),
     };
     store
-        .commit(Millis(1), &mut Fixed::new(vec![retain]))
+        .commit(Millis(1), &mut Fixed::new(vec![retain]), true)
         .unwrap();
     drop(store);
     let bytes = std::fs::read(&cut).unwrap();
@@ -586,6 +616,7 @@ fn dump_describes_sessions_and_retained_messages() {
                     msg: Rc::new(message("status/7", b"up", None)),
                 },
             ]),
+            true,
         )
         .unwrap();
     assert!(dump(&path).unwrap_err().to_string().contains("in use"));

@@ -3,13 +3,13 @@
 //! Outbound, every change to what must survive a restart is recorded as a [`Change`]: the
 //! state of persistent sessions (a session expiry interval above zero, or clean session 0),
 //! their subscriptions, queued and in-flight messages and inbound QoS 2 packet identifiers,
-//! and retained messages. The reactor takes the changes of a loop turn and commits them in one
-//! transaction before any packet of that turn leaves the process. With no store attached
-//! nothing is recorded and the cost is one branch. Sessions that end with their connection
-//! are never recorded.
+//! and retained messages. The reactor hands the changes of each loop turn to the store, and
+//! holds every packet for which [`needs_flush`] is true until the store has them on disk.
+//! With no store attached nothing is recorded and the cost is one branch. Sessions that end
+//! with their connection are never recorded.
 //!
 //! Inbound, a [`Snapshot`] is what a store hands back at start-up, in engine terms: times are
-//! already [`Millis`] on this run's clock.
+//! already [`Millis`] on this run's clock; a [`QueueLoad`] asks for part of a stored queue.
 
 use std::rc::Rc;
 

@@ -46,8 +46,9 @@ impl Engine {
     }
 
     /// After CONNECT: decides whether the session is persistent from its expiry, and records
-    /// it. A session that becomes persistent is recorded whole; one that stops being so is
-    /// deleted from the store.
+    /// it; one that stops being so is deleted from the store. A session only becomes
+    /// persistent when it is new: one with expiry 0 ends with its connection (a takeover
+    /// included), so it can hold nothing yet unrecorded.
     pub(super) fn persist_session(&mut self, key: SessionKey) {
         let durable = self.journal.is_enabled() && self.sessions[key].expiry_secs > 0;
         let was = self.sessions[key].durable;
@@ -59,47 +60,9 @@ impl Engine {
             }
             (false, true) => {
                 self.sessions[key].durable = true;
-                self.record_whole_session(key);
+                self.save_session(key);
             }
             (false, false) => {}
-        }
-    }
-
-    /// Records everything a session holds, for a session that has just become persistent.
-    fn record_whole_session(&mut self, key: SessionKey) {
-        self.save_session(key);
-        let s = &mut self.sessions[key];
-        let client_id = s.client_id.clone();
-        for (filter, sub) in &s.subscriptions {
-            self.journal.record(|| Change::Subscribed {
-                client_id: client_id.clone(),
-                filter: filter.clone(),
-                sub: *sub,
-            });
-        }
-        for d in &mut s.queue {
-            d.seq = s.next_seq;
-            s.next_seq += 1;
-            self.journal.record(|| Change::Queued {
-                client_id: client_id.clone(),
-                seq: d.seq,
-                delivery: d.clone(),
-            });
-        }
-        for (&packet_id, f) in &s.inflight {
-            self.journal.record(|| Change::InflightSaved {
-                client_id: client_id.clone(),
-                packet_id,
-                state: f.state,
-                delivery: f.delivery.clone(),
-            });
-        }
-        for &packet_id in &s.incoming_qos2 {
-            self.journal.record(|| Change::IncomingQos2 {
-                client_id: client_id.clone(),
-                packet_id,
-                pending: true,
-            });
         }
     }
 
@@ -175,10 +138,5 @@ impl Engine {
             self.journal.record(|| Change::Dequeued { client_id, seq });
         }
         self.save_session(key);
-    }
-
-    /// Number of retained messages and of sessions, for the start-up log line.
-    pub fn restored_counts(&self) -> (usize, usize) {
-        (self.sessions.len(), self.retained.len())
     }
 }

@@ -274,6 +274,15 @@ fn unacknowledged_deliveries_are_resent_after_a_crash() {
     s.expect_silence(SILENCE_MS);
 }
 
+/// Receives one QoS 2 PUBLISH and completes its flow as a subscriber does.
+fn receive_qos2(s: &mut RawClient, topic: &str, payload: &[u8]) -> Publish {
+    let got = expect_publish(s, topic, payload, 2, false);
+    s.send(&pubrec(got.pid));
+    s.expect(&pubrel(got.pid));
+    s.send(&pubcomp(got.pid));
+    got
+}
+
 #[test]
 fn an_inbound_qos2_id_survives_a_crash_so_a_resend_is_not_delivered_twice() {
     let dir = StoreDir::new("inqos2");
@@ -287,10 +296,7 @@ fn an_inbound_qos2_id_survives_a_crash_so_a_resend_is_not_delivered_twice() {
     let mut p = resume_v311(&broker, "in2-pub", false);
     p.send(&publish("in2/t", b"once", 2, 9, false, None));
     p.expect(&pubrec(9));
-    let got = expect_publish(&mut s, "in2/t", b"once", 2, false);
-    s.send(&pubrec(got.pid));
-    s.expect(&pubrel(got.pid));
-    s.send(&pubcomp(got.pid));
+    let got = receive_qos2(&mut s, "in2/t", b"once");
     s.ping();
 
     let broker = crash_and_restart(broker, &config);
@@ -315,10 +321,7 @@ fn an_inbound_qos2_id_survives_a_crash_so_a_resend_is_not_delivered_twice() {
     p.expect(&pubrec(9));
     p.send(&pubrel(9));
     p.expect(&pubcomp(9));
-    let got = expect_publish(&mut s, "in2/t", b"again", 2, false);
-    s.send(&pubrec(got.pid));
-    s.expect(&pubrel(got.pid));
-    s.send(&pubcomp(got.pid));
+    receive_qos2(&mut s, "in2/t", b"again");
     s.expect_silence(SILENCE_MS);
 }
 

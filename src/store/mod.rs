@@ -230,9 +230,11 @@ impl Store {
             self.pending.append(&mut taken);
         }
         let due = self.next_deadline().is_some_and(|at| at <= now);
+        // Answers to queue reads record changes of their own, within the write.
+        let unflushed = self.oldest_unflushed.is_some() || !loads.is_empty();
         let durable = due
             || match self.sync {
-                SyncPolicy::EveryTurn => flush && self.oldest_unflushed.is_some(),
+                SyncPolicy::EveryTurn => flush && unflushed,
                 SyncPolicy::IntervalMs(_) => false,
             };
         let result = if durable || !loads.is_empty() || self.pending.len() >= BATCH_MAX {
@@ -240,8 +242,13 @@ impl Store {
             let r = self.write(&mut pending, &mut loads, turn, durable);
             pending.clear();
             self.pending = pending;
-            if r.is_ok() && durable {
-                self.oldest_unflushed = None;
+            if r.is_ok() {
+                if durable {
+                    self.oldest_unflushed = None;
+                } else {
+                    // Written without a flush, changes of the queue reads included.
+                    self.oldest_unflushed.get_or_insert(now);
+                }
             }
             r
         } else {

@@ -511,6 +511,65 @@ fn every_turn_commits_wait_for_a_flush_only_when_asked() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A turn whose answers to queue reads record a change, as the engine's do when it sends
+/// what it read.
+struct Reading {
+    loads: Vec<QueueLoad>,
+    recorded: Vec<Change>,
+}
+
+impl TurnSource for Reading {
+    fn changes(&mut self, out: &mut Vec<Change>) {
+        *out = std::mem::take(&mut self.recorded);
+    }
+
+    fn queue_loads(&mut self, out: &mut Vec<QueueLoad>) {
+        *out = std::mem::take(&mut self.loads);
+    }
+
+    fn queue_loaded(&mut self, client_id: &str, _: Vec<(u64, Delivery)>) {
+        self.recorded.push(Change::InflightSaved {
+            client_id: client_id.into(),
+            packet_id: 1,
+            state: OutState::AwaitPubRec,
+            delivery: delivery("q", 1),
+        });
+    }
+}
+
+#[test]
+fn changes_made_while_reading_a_queue_count_as_not_flushed() {
+    let dir = temp_dir("reading");
+    let path = dir.join("culex.redb");
+    let (mut store, _) = open(&path);
+    let mut turn = Reading {
+        loads: vec![QueueLoad {
+            client_id: "c".into(),
+            from_seq: 1,
+            max: 10,
+        }],
+        recorded: Vec::new(),
+    };
+    store.commit(Millis(1), &mut turn, false).unwrap();
+    assert!(
+        !store.is_flushed(),
+        "a QoS 2 PUBLISH sent from the read must still wait"
+    );
+    // Asked to flush while reading: all of it reaches the disk at once.
+    turn.loads.push(QueueLoad {
+        client_id: "c".into(),
+        from_seq: 1,
+        max: 10,
+    });
+    store
+        .commit(Millis(2), &mut Fixed::new(vec![]), true)
+        .unwrap();
+    assert!(store.is_flushed());
+    store.commit(Millis(3), &mut turn, true).unwrap();
+    assert!(store.is_flushed());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 fn open_error(path: &Path) -> String {
     match Store::open(path, SyncPolicy::EveryTurn, 0, Millis(0)) {
         Ok(_) => panic!("{} opened", path.display()),

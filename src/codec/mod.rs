@@ -5,5 +5,6 @@
 //! itself declares (bounded by the frame the caller hands over).
 
 pub mod cursor;
+pub mod http;
 pub mod mqtt;
 pub mod mqttsn;

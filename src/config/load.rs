@@ -1,6 +1,6 @@
-//! Reading a configuration file, the `*.conf` files of its `include_dir` directories and the
-//! predefined-topics files of its MQTT-SN listeners: the only file-system access of the
-//! configuration.
+//! Reading a configuration file, the `*.conf` files of its `include_dir` directories, the
+//! predefined-topics files of its MQTT-SN listeners and the token files of its API listeners:
+//! the only file-system access of the configuration.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -40,6 +40,13 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         }
     }
     parser.finish_reading(&mut |name: &str| fs::read_to_string(name).map_err(|e| e.to_string()))
+}
+
+/// Reads the bearer token of an API listener opened at run time (see
+/// [`super::token_of`] for the file's format).
+pub fn read_token(path: &str) -> Result<String, String> {
+    let text = fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    super::token_of(&text)
 }
 
 fn read(path: &Path, name: &str) -> Result<String, ConfigError> {

@@ -2,6 +2,7 @@
 //! command-line ports produce. Parsing is in `parse` (pure), file access in `load`, the
 //! option table in `options`, and the MQTT-SN listener options in `mqttsn` and `predefined`.
 
+mod http;
 pub mod load;
 mod mqttsn;
 pub mod options;
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 
 use crate::engine::limits::Limits;
 
+pub use http::{token_of, HttpConfig, DEFAULT_REQUEST_TIMEOUT_SECS, REQUEST_TIMEOUT_MAX_SECS};
 pub use load::load;
 pub use mqttsn::{MqttSnConfig, ReadFile};
 pub use parse::{parse, Include, Parser};
@@ -50,6 +52,21 @@ pub enum ListenerProtocol {
     /// An MQTT-SN 1.2 gateway on UDP (DTLS when the listener has certificates or a
     /// `psk_file`); its settings are in [`ListenerConfig::mqttsn`].
     MqttSn,
+    /// The HTTP/1.1 API (HTTPS when the listener has certificates); its settings are in
+    /// [`ListenerConfig::http`].
+    Http,
+}
+
+impl ListenerProtocol {
+    /// The name used in the configuration file and the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mqtt => "mqtt",
+            Self::WebSockets => "websockets",
+            Self::MqttSn => "mqttsn",
+            Self::Http => "http",
+        }
+    }
 }
 
 /// Lowest TLS version a listener accepts (`tls_version`).
@@ -109,6 +126,8 @@ pub struct ListenerConfig {
     pub mount_point: Option<String>,
     /// The gateway settings; `Some` exactly when `protocol` is [`ListenerProtocol::MqttSn`].
     pub mqttsn: Option<MqttSnConfig>,
+    /// The API settings; `Some` exactly when `protocol` is [`ListenerProtocol::Http`].
+    pub http: Option<HttpConfig>,
 }
 
 impl ListenerConfig {
@@ -123,6 +142,7 @@ impl ListenerConfig {
             tls: None,
             mount_point: None,
             mqttsn: None,
+            http: None,
         }
     }
 
@@ -273,5 +293,62 @@ mod tests {
                 ListenerConfig::local(0),
             ]
         );
+    }
+
+    fn parse_ok(text: &str) -> Config {
+        parse(text, "culex.conf").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn example_configuration_parses() {
+        let config = parse_ok(include_str!("../../conf/culex.conf"));
+        let ws = ListenerConfig {
+            protocol: ListenerProtocol::WebSockets,
+            ..ListenerConfig::local(8083)
+        };
+        let sn = ListenerConfig {
+            protocol: ListenerProtocol::MqttSn,
+            mqttsn: Some(MqttSnConfig::default()),
+            ..ListenerConfig::local(1884)
+        };
+        let http = ListenerConfig {
+            protocol: ListenerProtocol::Http,
+            http: Some(HttpConfig::default()),
+            ..ListenerConfig::local(8080)
+        };
+        assert_eq!(
+            config.listeners,
+            vec![ListenerConfig::local(1883), ws, sn, http]
+        );
+        assert!(!config.implicit_listener);
+        assert!(config.limits.allow_anonymous);
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        let defaults = Limits {
+            allow_anonymous: true,
+            ..Limits::default()
+        };
+        assert_eq!(config.limits, defaults);
+    }
+
+    #[test]
+    fn tls_example_configuration_parses() {
+        let config = parse_ok(include_str!("../../conf/culex-tls.conf"));
+        let kinds: Vec<_> = config
+            .listeners
+            .iter()
+            .map(|l| (l.port, l.protocol, l.tls.is_some()))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (1883, ListenerProtocol::Mqtt, false),
+                (8883, ListenerProtocol::Mqtt, true),
+                (8084, ListenerProtocol::WebSockets, true),
+                (8885, ListenerProtocol::Mqtt, true),
+            ]
+        );
+        let mutual = config.listeners[3].tls.as_ref().expect("tls");
+        assert!(mutual.require_certificate && mutual.use_identity_as_username);
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
     }
 }

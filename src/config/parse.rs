@@ -1,6 +1,7 @@
 //! Parsing of mosquitto.conf-style text into a [`Config`]. Pure: no files, sockets, clocks or
 //! logging; `include_dir` directories are handed back to the caller to read.
 
+use super::http::{self, HttpDraft};
 use super::mqttsn::{self, ReadFile, SnDraft};
 use super::options::{self, Scope, Support};
 use super::persistence;
@@ -27,6 +28,8 @@ struct Declared {
     tls: TlsDraft,
     /// Its MQTT-SN options, and where each of its options was set.
     sn: SnDraft,
+    /// Its HTTP API options.
+    http: HttpDraft,
 }
 
 /// Builds a [`Config`] from one or more files parsed in turn, each continuing where the
@@ -128,6 +131,13 @@ impl Parser {
             // A fresh reborrow per listener: the trait object's own lifetime is shortened.
             let read: Option<ReadFile<'_>> = read_file.as_mut().map(|r| &mut **r as _);
             d.listener.mqttsn = sn.finish(&d.listener, read, &mut self.warnings)?;
+            let is_http = d.listener.protocol == super::ListenerProtocol::Http;
+            let read: Option<ReadFile<'_>> = read_file.as_mut().map(|r| &mut **r as _);
+            let draft = std::mem::take(&mut d.http);
+            d.listener.http = draft.finish(is_http, read, &mut self.warnings)?;
+            if is_http {
+                http::check_listener(&mut d.listener, &d.file, d.line)?;
+            }
         }
         for (i, later) in declared.iter().enumerate() {
             let l = &later.listener;
@@ -207,6 +217,8 @@ impl Parser {
                     target.tls.set(key, value, file, line)?;
                 } else if mqttsn::OPTIONS.contains(&key) {
                     target.sn.set(key, value)?;
+                } else if http::OPTIONS.contains(&key) {
+                    target.http.set(key, value, file, line)?;
                 } else if key == "protocol" || key == "mount_point" {
                     tls::transport_option(&mut target.listener, key, value)?;
                 } else {
@@ -248,6 +260,7 @@ impl Parser {
             line,
             tls: TlsDraft::default(),
             sn: SnDraft::default(),
+            http: HttpDraft::default(),
         });
         self.in_listener = true;
         Ok(())
@@ -269,6 +282,7 @@ impl Parser {
             line,
             tls: TlsDraft::default(),
             sn: SnDraft::default(),
+            http: HttpDraft::default(),
         })
     }
 
@@ -484,13 +498,7 @@ mod tests {
             .iter()
             .filter(|s| s.support != Support::NotYet)
         {
-            let mut line = format!("{} {}\n", spec.name, spec.example);
-            if tls::OPTIONS.contains(&spec.name) {
-                // TLS options only make sense on a listener with a certificate.
-                line = format!("certfile s.crt\nkeyfile s.key\n{line}");
-            } else if mqttsn::OPTIONS.contains(&spec.name) {
-                line = format!("{SN_CONTEXT}{line}");
-            }
+            let line = format!("{}{} {}\n", context(spec.name), spec.name, spec.example);
             let mut parser = Parser::new();
             let parsed = parser
                 .parse_into(&line, "t.conf")
@@ -720,8 +728,8 @@ mod tests {
                 "listener: unix sockets are not supported in this version",
             ),
             (
-                "protocol http",
-                "protocol: expected mqtt, websockets or mqttsn, got \"http\"",
+                "protocol https",
+                "protocol: expected mqtt, websockets, mqttsn or http, got \"https\"",
             ),
             (
                 "max_connections -2",
@@ -910,53 +918,21 @@ mod tests {
         assert_eq!(limits("\u{feff}max_qos 1\n").max_qos, QoS::AtLeastOnce);
     }
 
-    #[test]
-    fn example_configuration_parses() {
-        let config = ok(include_str!("../../conf/culex.conf"));
-        let ws = ListenerConfig {
-            protocol: ListenerProtocol::WebSockets,
-            ..ListenerConfig::local(8083)
-        };
-        let sn = ListenerConfig {
-            protocol: ListenerProtocol::MqttSn,
-            mqttsn: Some(crate::config::MqttSnConfig::default()),
-            ..ListenerConfig::local(1884)
-        };
-        assert_eq!(config.listeners, vec![ListenerConfig::local(1883), ws, sn]);
-        assert!(!config.implicit_listener);
-        assert!(config.limits.allow_anonymous);
-        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
-        let defaults = Limits {
-            allow_anonymous: true,
-            ..Limits::default()
-        };
-        assert_eq!(config.limits, defaults);
+    /// What an option needs around it: a TLS option a listener with certificates, an
+    /// MQTT-SN or API option a listener of its kind.
+    fn context(name: &str) -> String {
+        if tls::OPTIONS.contains(&name) {
+            "listener 1\ncertfile c\nkeyfile k\ncafile a\n".to_owned()
+        } else if mqttsn::OPTIONS.contains(&name) {
+            format!("listener 1\n{SN_CONTEXT}")
+        } else if name.starts_with("http_") {
+            "listener 1\nprotocol http\n".to_owned()
+        } else {
+            String::new()
+        }
     }
 
-    #[test]
-    fn tls_example_configuration_parses() {
-        let config = ok(include_str!("../../conf/culex-tls.conf"));
-        let kinds: Vec<_> = config
-            .listeners
-            .iter()
-            .map(|l| (l.port, l.protocol, l.tls.is_some()))
-            .collect();
-        assert_eq!(
-            kinds,
-            vec![
-                (1883, ListenerProtocol::Mqtt, false),
-                (8883, ListenerProtocol::Mqtt, true),
-                (8084, ListenerProtocol::WebSockets, true),
-                (8885, ListenerProtocol::Mqtt, true),
-            ]
-        );
-        let mutual = config.listeners[3].tls.as_ref().expect("tls");
-        assert!(mutual.require_certificate && mutual.use_identity_as_username);
-        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
-    }
-
-    /// Every commented-out option line of the examples is valid when uncommented. A TLS
-    /// option is tried in a listener that has the certificates it needs.
+    /// Every commented-out option line of the examples is valid when uncommented.
     #[test]
     fn example_configuration_options_are_valid_when_uncommented() {
         for text in [
@@ -970,13 +946,7 @@ mod tests {
                 if options::lookup(first).is_none() || line.starts_with(' ') {
                     continue;
                 }
-                let text = if tls::OPTIONS.contains(&first) {
-                    format!("listener 1\ncertfile c\nkeyfile k\ncafile a\n{line}\n")
-                } else if mqttsn::OPTIONS.contains(&first) {
-                    format!("listener 1\n{SN_CONTEXT}{line}\n")
-                } else {
-                    format!("{line}\n")
-                };
+                let text = format!("{}{line}\n", context(first));
                 let parsed = parse(&text, "culex.conf");
                 assert!(parsed.is_ok(), "{line:?}: {parsed:?}");
             }

@@ -171,9 +171,10 @@ pub(super) fn transport_option(
                 "mqtt" => ListenerProtocol::Mqtt,
                 "websockets" => ListenerProtocol::WebSockets,
                 "mqttsn" => ListenerProtocol::MqttSn,
+                "http" => ListenerProtocol::Http,
                 _ => {
                     return Err(format!(
-                        "protocol: expected mqtt, websockets or mqttsn, got \"{value}\""
+                        "protocol: expected mqtt, websockets, mqttsn or http, got \"{value}\""
                     ))
                 }
             };
@@ -307,6 +308,8 @@ mod tests {
         transport_option(&mut l, "mount_point", "site1/").expect("mount");
         assert_eq!(l.mount_point.as_deref(), Some("site1/"));
         assert!(transport_option(&mut l, "mount_point", "a/#").is_err());
-        assert!(transport_option(&mut l, "protocol", "http").is_err());
+        transport_option(&mut l, "protocol", "http").expect("http");
+        assert_eq!(l.protocol, ListenerProtocol::Http);
+        assert!(transport_option(&mut l, "protocol", "https").is_err());
     }
 }

@@ -58,8 +58,7 @@ impl Engine {
         let mut keep_alive = c.keep_alive;
         let mut server_keep_alive = None;
         let max_ka = self.limits.max_keepalive;
-        let listener_index = self.conns.get(&conn).map_or(0, |c| c.listener.0 as usize);
-        let gateway = self.is_gateway_listener(listener_index);
+        let gateway = self.conns.get(&conn).is_some_and(|c| c.gateway);
         if v5 && !gateway && (keep_alive > max_ka || (keep_alive == 0 && max_ka < u16::MAX)) {
             keep_alive = max_ka;
             server_keep_alive = Some(max_ka);
@@ -97,8 +96,7 @@ impl Engine {
         };
 
         let receive_max = c.properties.receive_maximum.unwrap_or(u16::MAX);
-        let listener = self.conns.get(&conn).map_or(0, |cs| cs.listener.0 as usize);
-        let mount = self.mount_points.get(listener).cloned().flatten();
+        let mount = self.conns.get(&conn).and_then(|cs| cs.mount.clone());
         let mut will = c.will;
         if let (Some(w), Some(m)) = (will.as_mut(), mount.as_ref()) {
             w.topic = format!("{m}{}", w.topic);

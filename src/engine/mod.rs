@@ -29,8 +29,10 @@ pub mod session;
 pub mod timers;
 pub mod topic_tree;
 
+mod admin;
 mod connect;
 mod deliver;
+pub mod inspect;
 mod persist;
 mod publish;
 
@@ -80,6 +82,17 @@ struct Conn {
     last_seen: Millis,
     /// The user name the transport established (client certificate), if any.
     identity: Option<Rc<str>>,
+    /// The listener's `mount_point`, as it was when the connection was accepted.
+    mount: Option<Rc<str>>,
+    /// Whether a gateway in front of the engine watches the client's liveness (MQTT-SN).
+    gateway: bool,
+}
+
+/// What the engine needs to know of a listener.
+#[derive(Debug, Default, Clone)]
+struct ListenerRole {
+    mount: Option<Rc<str>>,
+    gateway: bool,
 }
 
 /// Counters behind `$SYS`.
@@ -114,11 +127,9 @@ pub struct Engine {
     shutting_down: bool,
     /// Reused by routing so that matching allocates nothing in the steady state.
     match_buf: Vec<Match>,
-    /// `mount_point` of each listener, by listener index.
-    mount_points: Vec<Option<Rc<str>>>,
-    /// Listeners whose clients' liveness is watched by a gateway in front of the engine
-    /// (MQTT-SN): the engine imposes no keep alive of its own on them.
-    gateway_listeners: Vec<bool>,
+    /// Each listener's `mount_point`, and whether its clients' liveness is watched by a
+    /// gateway in front of the engine (MQTT-SN: the engine imposes no keep alive of its own).
+    listeners: BTreeMap<ListenerId, ListenerRole>,
 }
 
 impl Engine {
@@ -141,8 +152,7 @@ impl Engine {
             stats: Stats::default(),
             shutting_down: false,
             match_buf: Vec::new(),
-            mount_points: Vec::new(),
-            gateway_listeners: Vec::new(),
+            listeners: BTreeMap::new(),
         };
         engine.sys_start();
         engine
@@ -201,19 +211,32 @@ impl Engine {
     /// Sets each listener's `mount_point` (index = listener id), for connections opened
     /// from now on.
     pub fn set_mount_points(&mut self, mount_points: Vec<Option<String>>) {
-        self.mount_points = mount_points.into_iter().map(|m| m.map(Rc::from)).collect();
+        for (index, mount) in mount_points.into_iter().enumerate() {
+            let id = ListenerId(u32::try_from(index).unwrap_or(u32::MAX));
+            self.listeners.entry(id).or_default().mount = mount.map(Rc::from);
+        }
     }
 
     /// Marks the listeners served through a gateway (by index, as in the configuration).
     pub fn set_gateway_listeners(&mut self, gateway: Vec<bool>) {
-        self.gateway_listeners = gateway;
+        for (index, gateway) in gateway.into_iter().enumerate() {
+            let id = ListenerId(u32::try_from(index).unwrap_or(u32::MAX));
+            self.listeners.entry(id).or_default().gateway = gateway;
+        }
     }
 
-    fn is_gateway_listener(&self, listener: usize) -> bool {
-        self.gateway_listeners
-            .get(listener)
-            .copied()
-            .unwrap_or(false)
+    /// A listener opened at run time: its connections get `mount` as their mount point.
+    pub fn add_listener(&mut self, id: ListenerId, mount: Option<&str>) {
+        let role = ListenerRole {
+            mount: mount.map(Rc::from),
+            gateway: false,
+        };
+        self.listeners.insert(id, role);
+    }
+
+    /// A listener closed at run time. Its connections keep what they were opened with.
+    pub fn remove_listener(&mut self, id: ListenerId) {
+        self.listeners.remove(&id);
     }
 
     pub fn limits(&self) -> &Limits {
@@ -241,6 +264,7 @@ impl Engine {
 
     fn on_opened(&mut self, conn: ConnId, listener: ListenerId, peer: Rc<str>) {
         log::debug!("{conn} ({peer}): connection opened");
+        let role = self.listeners.get(&listener).cloned().unwrap_or_default();
         self.conns.insert(
             conn,
             Conn {
@@ -251,6 +275,8 @@ impl Engine {
                 keep_alive_ms: 0,
                 last_seen: self.now,
                 identity: None,
+                mount: role.mount,
+                gateway: role.gateway,
             },
         );
         if self.shutting_down {

@@ -34,6 +34,16 @@ impl Retained {
         }
     }
 
+    /// Removes the message retained on `topic`, returning it.
+    pub fn remove(&mut self, topic: &str) -> Option<Rc<Message>> {
+        self.by_topic.remove(topic)
+    }
+
+    /// Every retained message, expired or not, in topic order.
+    pub fn iter(&self) -> impl Iterator<Item = &Rc<Message>> {
+        self.by_topic.values()
+    }
+
     /// Every unexpired retained message whose topic matches `filter`, in topic order.
     /// Expired ones met on the way are dropped.
     pub fn matching(&mut self, filter: &str, now: Millis, out: &mut Vec<Rc<Message>>) {

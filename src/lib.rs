@@ -1,4 +1,5 @@
 //! culex: a single-threaded MQTT broker.
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod codec;

@@ -11,6 +11,7 @@ use std::rc::Rc;
 
 use mio::Token;
 
+use super::http::HttpConn;
 use super::listener::Identity;
 use super::Reactor;
 use crate::clock::Millis;
@@ -78,6 +79,8 @@ pub(super) struct Conn {
     /// The user name still to take from the client certificate, once the TLS handshake is
     /// done; `Identity::None` when there is none to take (any more).
     pub(super) identity: Identity,
+    /// The HTTP state of a connection to an API listener; `None` for MQTT.
+    pub(super) http: Option<Box<HttpConn>>,
 }
 
 impl Conn {
@@ -98,6 +101,7 @@ impl Conn {
             want_writable: false,
             held: false,
             identity: Identity::None,
+            http: None,
         }
     }
 
@@ -210,6 +214,9 @@ impl Reactor {
 
     /// Reads what the connection has for us this turn and feeds every whole packet.
     pub(super) fn read_conn(&mut self, key: usize) {
+        if self.conns.get(key).is_some_and(|c| c.http.is_some()) {
+            return self.read_http(key);
+        }
         let mut budget = READ_BUDGET_PER_TURN;
         let mut packets = PACKET_BUDGET_PER_TURN;
         loop {

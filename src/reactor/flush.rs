@@ -188,14 +188,19 @@ impl Reactor {
             log::debug!("{} {}: deregister failed: {e}", conn.id, conn.peer);
         }
         self.by_id.remove(&conn.id);
-        if let Some(listener) = self.listeners.get_mut(conn.listener.0 as usize) {
+        if let Some(listener) = self.listener_of(conn.listener) {
             listener.active = listener.active.saturating_sub(1);
         }
         let reason = conn.close_reason();
         log::debug!("{} {}: closed: {reason}", conn.id, conn.peer);
         let id = conn.id;
+        let http = conn.http.is_some();
         // Dropping the connection closes the socket and frees its buffers.
         drop(conn);
-        self.feed(Input::Closed { conn: id, reason });
+        if http {
+            self.http_conns = self.http_conns.saturating_sub(1);
+        } else {
+            self.feed(Input::Closed { conn: id, reason });
+        }
     }
 }

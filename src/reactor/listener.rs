@@ -1,7 +1,9 @@
-//! Listening sockets: binding them at start-up and accepting connections into the reactor.
+//! Listening sockets: binding them at start-up and at run time, closing them, and accepting
+//! connections into the reactor.
 //!
-//! Owns the listener list and the per-listener connection count. It must never read from or
-//! write to an accepted connection; it only hands the new connection to the engine.
+//! Owns the listener table and the per-listener connection count. It must never read from or
+//! write to an accepted connection; it only hands the new connection to the engine (or, on an
+//! API listener, to the HTTP side of the reactor).
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
@@ -10,16 +12,22 @@ use std::sync::Arc;
 
 use mio::net::TcpListener;
 use mio::{Interest, Registry, Token};
+use slab::Slab;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::conn::Conn;
-use super::Reactor;
+use super::http::HttpConn;
+use super::{Reactor, FIRST_LISTENER_TOKEN};
+use crate::api::{HostError, ListenerInfo};
 use crate::config::{ListenerConfig, ListenerProtocol, SocketDomain, TlsConfig};
 use crate::engine::event::{ConnId, Input, ListenerId};
 use crate::transport::{tls_config, x509, TcpTransport, TlsTransport, Transport, WsTransport};
 
 /// Pending connections the kernel queues before we accept them.
 const BACKLOG: i32 = 1024;
+
+/// TCP listeners open at once, from the configuration and the API together.
+pub(super) const TCP_LISTENERS_MAX: usize = 256;
 
 pub(super) struct Listener {
     pub(super) id: ListenerId,
@@ -28,6 +36,34 @@ pub(super) struct Listener {
     /// Connections from this listener still in the slab.
     pub(super) active: u32,
     pub(super) stack: Stack,
+    /// The address actually bound (the port the system chose for port 0).
+    pub(super) local: SocketAddr,
+    pub(super) protocol: ListenerProtocol,
+    pub(super) mount_point: Option<String>,
+    /// The API settings of an HTTP listener.
+    pub(super) http: Option<HttpSettings>,
+}
+
+/// What every connection of an API listener shares.
+#[derive(Clone, Debug)]
+pub(super) struct HttpSettings {
+    pub(super) token: Option<Rc<str>>,
+    pub(super) request_timeout_ms: u64,
+}
+
+impl Listener {
+    pub(super) fn info(&self) -> ListenerInfo {
+        ListenerInfo {
+            id: self.id,
+            port: self.local.port(),
+            address: self.local.ip().to_string(),
+            protocol: self.protocol,
+            tls: matches!(self.stack, Stack::Tls(_) | Stack::Wss(_)),
+            connections: u64::from(self.active),
+            max_connections: self.max_connections,
+            mount_point: self.mount_point.clone(),
+        }
+    }
 }
 
 /// The transport stack a listener puts on each accepted socket.
@@ -94,10 +130,12 @@ impl Secure {
 impl Stack {
     fn new(config: &ListenerConfig) -> io::Result<Self> {
         let websockets = config.protocol == ListenerProtocol::WebSockets;
+        // HTTPS offers the same ALPN name as secure WebSockets: http/1.1.
+        let http = websockets || config.protocol == ListenerProtocol::Http;
         Ok(match (&config.tls, websockets) {
             (None, false) => Self::Tcp,
             (None, true) => Self::Ws,
-            (Some(tls), false) => Self::Tls(Secure::new(tls, false)?),
+            (Some(tls), false) => Self::Tls(Secure::new(tls, http)?),
             (Some(tls), true) => Self::Wss(Secure::new(tls, true)?),
         })
     }
@@ -141,45 +179,78 @@ impl Stack {
     }
 }
 
-/// Binds every configured listener and registers it under `first_token + index`.
+/// Binds every configured TCP listener; listener `i` of the configuration gets
+/// `ListenerId(i)`. `token_of` gives the poll token of each slab key.
 pub(super) fn bind_all(
     configs: &[ListenerConfig],
     registry: &Registry,
-    first_token: usize,
-) -> io::Result<Vec<Listener>> {
-    let mut listeners = Vec::with_capacity(configs.len());
+    token_of: impl Fn(usize) -> Token,
+) -> io::Result<Slab<Listener>> {
+    let mut listeners = Slab::new();
     for (index, config) in configs.iter().enumerate() {
         if config.is_datagram() {
             continue;
         }
-        let addr = resolve(config)?;
-        let stack = Stack::new(config)
-            .map_err(|e| io::Error::new(e.kind(), format!("listener {}: {e}", config.port)))?;
-        // No address and no family: both families, or IPv4 alone where IPv6 is unavailable.
-        let dual = config.bind_address.is_none() && config.socket_domain.is_none();
-        let bound = match bind(addr, dual) {
-            Err(_) if dual => bind(
-                SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), addr.port()),
-                false,
-            ),
-            other => other,
-        };
-        let mut socket =
-            bound.map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-        let local = socket.local_addr()?;
-        let token = Token(first_token + listeners.len());
-        registry.register(&mut socket, token, Interest::READABLE)?;
-        log::info!("listening on {local} ({})", stack.name());
+        if listeners.len() >= TCP_LISTENERS_MAX {
+            return Err(io::Error::other(format!(
+                "listener {}: more than {TCP_LISTENERS_MAX} TCP listeners",
+                config.port
+            )));
+        }
         let id = ListenerId(u32::try_from(index).unwrap_or(u32::MAX));
-        listeners.push(Listener {
-            id,
-            socket,
-            max_connections: config.max_connections,
-            active: 0,
-            stack,
-        });
+        let entry = listeners.vacant_entry();
+        let token = token_of(entry.key());
+        entry.insert(open(config, id, registry, token, None)?);
     }
     Ok(listeners)
+}
+
+/// Binds one TCP listener and registers it under `token`. `token_text` is the API token of
+/// an HTTP listener, already read (`None`: taken from the configuration).
+fn open(
+    config: &ListenerConfig,
+    id: ListenerId,
+    registry: &Registry,
+    token: Token,
+    token_text: Option<String>,
+) -> io::Result<Listener> {
+    let addr = resolve(config)?;
+    let stack = Stack::new(config)
+        .map_err(|e| io::Error::new(e.kind(), format!("listener {}: {e}", config.port)))?;
+    // No address and no family: both families, or IPv4 alone where IPv6 is unavailable.
+    let dual = config.bind_address.is_none() && config.socket_domain.is_none();
+    let bound = match bind(addr, dual) {
+        Err(_) if dual => bind(
+            SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), addr.port()),
+            false,
+        ),
+        other => other,
+    };
+    let mut socket =
+        bound.map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    let local = socket.local_addr()?;
+    registry.register(&mut socket, token, Interest::READABLE)?;
+    let http = config.http.as_ref().map(|h| HttpSettings {
+        token: token_text.or_else(|| h.token.clone()).map(Rc::from),
+        request_timeout_ms: u64::from(h.request_timeout_secs) * 1000,
+    });
+    let name = match (&http, &stack) {
+        (Some(_), Stack::Tls(_)) => "http over TLS",
+        (Some(_), _) => "http",
+        _ => stack.name(),
+    };
+    log::info!("listening on {local} ({name})");
+    Ok(Listener {
+        id,
+        socket,
+        max_connections: config.max_connections,
+        active: 0,
+        stack,
+        local,
+        protocol: config.protocol,
+        mount_point: config.mount_point.clone(),
+        http,
+    })
 }
 
 /// The address a listener binds: its `bind_address`, or every interface of the configured
@@ -260,6 +331,8 @@ impl Reactor {
                 }
             }
             let listener_id = listener.id;
+            let http = listener.http.clone();
+            let port = listener.local.port();
             let identity = listener.stack.identity();
             let packet_size_max = self.limits.packet_size_max();
             let transport = match listener
@@ -272,7 +345,8 @@ impl Reactor {
                     continue;
                 }
             };
-            self.open_conn(index, listener_id, transport, identity, peer);
+            let http = http.map(|h| Box::new(HttpConn::new(h, port, self.now)));
+            self.open_conn(index, listener_id, transport, identity, peer, http);
         }
     }
 
@@ -283,6 +357,7 @@ impl Reactor {
         mut t: Transport,
         identity: Identity,
         peer: SocketAddr,
+        http: Option<Box<HttpConn>>,
     ) {
         let id = ConnId(self.next_conn_id);
         self.next_conn_id += 1;
@@ -307,15 +382,109 @@ impl Reactor {
         );
         let mut conn = Conn::new(id, listener, Rc::clone(&peer), t);
         conn.identity = identity;
+        let is_http = http.is_some();
+        conn.http = http;
         entry.insert(conn);
         self.by_id.insert(id, key);
         if let Some(l) = self.listeners.get_mut(index) {
             l.active += 1;
+        }
+        if is_http {
+            // The engine never hears of API connections.
+            self.http_conns += 1;
+            return;
         }
         self.feed(Input::Opened {
             conn: id,
             listener,
             peer,
         });
+    }
+}
+
+impl Reactor {
+    /// Opens a TCP listener at run time (`POST /api/v1/listeners`). The address must be an
+    /// IP literal: a name lookup would block the loop.
+    pub(super) fn open_listener(
+        &mut self,
+        config: &ListenerConfig,
+    ) -> Result<ListenerInfo, HostError> {
+        if self.shutdown_deadline.is_some() {
+            return Err(HostError::Conflict(
+                "the broker is shutting down".to_owned(),
+            ));
+        }
+        if self.listeners.len() >= TCP_LISTENERS_MAX {
+            return Err(HostError::Conflict(format!(
+                "{TCP_LISTENERS_MAX} TCP listeners are open already"
+            )));
+        }
+        let address = config.bind_address.as_deref().unwrap_or_default();
+        if address.parse::<IpAddr>().is_err() {
+            return Err(HostError::Invalid(format!(
+                "address: not an IP address: {address:?}"
+            )));
+        }
+        let token_text = match config.http.as_ref().and_then(|h| h.token_file.as_deref()) {
+            Some(path) => Some(
+                crate::config::load::read_token(path)
+                    .map_err(|e| HostError::Invalid(format!("http_token_file: {e}")))?,
+            ),
+            None => None,
+        };
+        let id = ListenerId(self.next_listener_id);
+        let entry = self.listeners.vacant_entry();
+        let token = Token(FIRST_LISTENER_TOKEN + entry.key());
+        let listener = open(config, id, self.poll.registry(), token, token_text).map_err(|e| {
+            match e.kind() {
+                io::ErrorKind::AddrInUse => HostError::Conflict(e.to_string()),
+                _ => HostError::Invalid(e.to_string()),
+            }
+        })?;
+        self.next_listener_id += 1;
+        let info = listener.info();
+        entry.insert(listener);
+        self.engine.add_listener(id, config.mount_point.as_deref());
+        log::info!("listener {} opened over the API", info.port);
+        Ok(info)
+    }
+
+    /// Closes every TCP listener on `port` (`DELETE /api/v1/listeners/{port}`). Their
+    /// accepted connections stay open.
+    pub(super) fn close_listener(&mut self, port: u16) -> Result<(), HostError> {
+        let keys: Vec<usize> = self
+            .listeners
+            .iter()
+            .filter(|(_, l)| l.local.port() == port)
+            .map(|(k, _)| k)
+            .collect();
+        if keys.is_empty() {
+            if self.sn_ports().contains(&port) {
+                return Err(HostError::Conflict(format!(
+                    "listener {port} is an MQTT-SN listener: it cannot be closed at run time"
+                )));
+            }
+            return Err(HostError::NotFound(format!(
+                "no TCP listener on port {port}"
+            )));
+        }
+        for key in keys {
+            let mut listener = self.listeners.remove(key);
+            if let Err(e) = self.poll.registry().deregister(&mut listener.socket) {
+                log::debug!("deregistering listener {} failed: {e}", listener.id.0);
+            }
+            self.accept_retry.retain(|&k| k != key);
+            self.engine.remove_listener(listener.id);
+            log::info!("listener {} closed over the API", listener.local);
+        }
+        Ok(())
+    }
+
+    /// The listener a connection came from, by its identity (slab keys are reused).
+    pub(super) fn listener_of(&mut self, id: ListenerId) -> Option<&mut Listener> {
+        self.listeners
+            .iter_mut()
+            .find(|(_, l)| l.id == id)
+            .map(|(_, l)| l)
     }
 }

@@ -37,6 +37,7 @@
 
 mod conn;
 mod flush;
+mod http;
 mod listener;
 mod signal;
 mod udp;
@@ -61,7 +62,7 @@ use crate::engine::Engine;
 use crate::store::{Store, TurnSource};
 use crate::transport::dtls::DtlsConfig;
 use conn::Conn;
-use listener::Listener;
+use listener::{Listener, TCP_LISTENERS_MAX};
 use signal::AfterSignals;
 use udp::{SnListener, TOKENS_PER_SN_LISTENER};
 
@@ -92,7 +93,11 @@ const FIRST_LISTENER_TOKEN: usize = 1;
 pub struct Reactor {
     poll: Poll,
     signals: Signals,
-    listeners: Vec<Listener>,
+    /// TCP listeners (MQTT, WebSockets, HTTP); token `FIRST_LISTENER_TOKEN + key`.
+    listeners: Slab<Listener>,
+    /// The identity of the next listener opened at run time (the configured ones take
+    /// their index in the configuration).
+    next_listener_id: u32,
     /// MQTT-SN listeners; their tokens start at `sn_base`, two each.
     sn: Vec<SnListener>,
     sn_base: usize,
@@ -133,6 +138,9 @@ pub struct Reactor {
     last_released: usize,
     /// Datagrams to send after the turn's commit: (listener index, peer, bytes).
     datagrams: Vec<(usize, std::net::SocketAddr, Vec<u8>)>,
+    /// API connections in the slab, and when their deadlines are next checked.
+    http_conns: usize,
+    next_http_sweep: Millis,
 }
 
 /// Readiness gathered for one token in a turn.
@@ -157,10 +165,12 @@ impl Reactor {
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
         let signals = signal::register(poll.registry(), SIGNAL_TOKEN)?;
-        let listeners =
-            listener::bind_all(&config.listeners, poll.registry(), FIRST_LISTENER_TOKEN)?;
+        let listeners = listener::bind_all(&config.listeners, poll.registry(), |key| {
+            Token(FIRST_LISTENER_TOKEN + key)
+        })?;
         let now = clock.now();
-        let sn_base = FIRST_LISTENER_TOKEN + listeners.len();
+        // Room for every TCP listener, those opened at run time included.
+        let sn_base = FIRST_LISTENER_TOKEN + TCP_LISTENERS_MAX;
         let mut sn = Vec::new();
         for (index, l) in config.listeners.iter().enumerate() {
             if let Some(sn_config) = &l.mqttsn {
@@ -189,6 +199,7 @@ impl Reactor {
             poll,
             signals,
             listeners,
+            next_listener_id: u32::try_from(config.listeners.len()).unwrap_or(u32::MAX),
             conns: Slab::new(),
             by_id: BTreeMap::new(),
             next_conn_id: 1,
@@ -210,6 +221,8 @@ impl Reactor {
             idle_turn: false,
             last_released: 0,
             datagrams: Vec::new(),
+            http_conns: 0,
+            next_http_sweep: now,
         })
     }
 
@@ -238,6 +251,7 @@ impl Reactor {
                 self.feed(Input::Tick);
             }
             self.gateway_timers();
+            self.sweep_http();
             // 5. Traffic.
             let traffic = std::mem::take(&mut self.traffic);
             if traffic != Traffic::default() {
@@ -279,6 +293,7 @@ impl Reactor {
             self.engine.next_deadline(),
             self.gateway_deadline(),
             self.store.as_ref().and_then(Store::next_deadline),
+            self.http_deadline(),
         ];
         for deadline in deadlines.into_iter().flatten() {
             ms = ms.min(deadline.since(self.now));
@@ -345,7 +360,7 @@ impl Reactor {
             }
             return AfterSignals::Continue;
         }
-        if t < self.conn_base {
+        if t < self.sn_base {
             let index = t - FIRST_LISTENER_TOKEN;
             if self.shutdown_deadline.is_none() && !self.accept_all(index) {
                 self.accept_retry.push(index);
@@ -476,12 +491,13 @@ impl Reactor {
 
     /// Stops accepting, tells the engine, and starts the grace period.
     fn begin_shutdown(&mut self) {
-        for mut listener in self.listeners.drain(..) {
+        for mut listener in self.listeners.drain() {
             if let Err(e) = self.poll.registry().deregister(&mut listener.socket) {
                 log::debug!("deregistering listener {} failed: {e}", listener.id.0);
             }
         }
         self.accept_retry.clear();
+        self.close_http_conns();
         self.shutdown_deadline = Some(self.now.saturating_add_ms(SHUTDOWN_GRACE_MS));
         self.feed(Input::Shutdown);
     }

@@ -73,7 +73,7 @@ impl Reactor {
     /// new files; established ones keep their session. A listener whose files fail to load
     /// keeps its previous certificates.
     fn reload_certificates(&mut self) {
-        for listener in &mut self.listeners {
+        for (_, listener) in self.listeners.iter_mut() {
             let Some(secure) = listener.stack.secure_mut() else {
                 continue;
             };

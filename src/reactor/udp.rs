@@ -15,8 +15,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::listener::resolve;
 use super::Reactor;
+use crate::api::ListenerInfo;
 use crate::clock::Millis;
-use crate::config::{ListenerConfig, MqttSnConfig};
+use crate::config::{ListenerConfig, ListenerProtocol, MqttSnConfig};
 use crate::engine::event::{Action, ConnId, ListenerId};
 use crate::gateway::{Gateway, GatewayConfig, Output, DEFAULT_MAX_CLIENTS};
 use crate::transport::dtls::{DtlsConfig, DtlsEvent, DtlsServer};
@@ -41,6 +42,9 @@ pub(super) struct SnListener {
     /// SEARCHGW sent to the group is heard.
     group_socket: Option<UdpSocket>,
     group: Option<SocketAddr>,
+    /// The address bound, and the listener's mount point, for the API.
+    local: SocketAddr,
+    mount_point: Option<String>,
 }
 
 /// Tokens per MQTT-SN listener: its socket and its group socket.
@@ -115,6 +119,8 @@ pub(super) fn bind(
         socket,
         group_socket,
         group: sn.multicast_group,
+        local,
+        mount_point: config.mount_point.clone(),
     })
 }
 
@@ -343,6 +349,25 @@ impl Reactor {
     /// Queues a datagram for step 7, after the turn's commit.
     fn send_raw(&mut self, index: usize, to: SocketAddr, bytes: Vec<u8>) {
         self.datagrams.push((index, to, bytes));
+    }
+
+    /// The MQTT-SN listeners as the API shows them.
+    pub(super) fn sn_listener_infos(&self) -> impl Iterator<Item = ListenerInfo> + '_ {
+        self.sn.iter().map(|l| ListenerInfo {
+            id: l.gateway.listener(),
+            port: l.local.port(),
+            address: l.local.ip().to_string(),
+            protocol: ListenerProtocol::MqttSn,
+            tls: l.dtls.is_some(),
+            connections: l.gateway.client_count() as u64,
+            max_connections: None,
+            mount_point: l.mount_point.clone(),
+        })
+    }
+
+    /// The ports of the MQTT-SN listeners.
+    pub(super) fn sn_ports(&self) -> Vec<u16> {
+        self.sn.iter().map(|l| l.local.port()).collect()
     }
 
     /// Step 7 for the MQTT-SN listeners: sends the datagrams queued this turn, in order.

@@ -135,7 +135,8 @@ impl Broker {
                     Ok(_) => {}
                 }
                 sink.lock().expect("log lock").push_str(&line);
-                if let Some(port) = listening_port(&line) {
+                // The broker's address is its first MQTT listener, never an HTTP API one.
+                if let Some(port) = listening_port(&line).filter(|_| !is_http_line(&line)) {
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(port);
                     }
@@ -181,6 +182,27 @@ impl Broker {
                 Instant::now() < deadline,
                 "fewer than {n} listeners; log:\n{}",
                 self.log()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The port of the first HTTP API listener on 127.0.0.1 (its log line ends
+    /// in `(http)`).
+    pub(crate) fn http_port(&self) -> u16 {
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            let log = self.log();
+            let port = log
+                .lines()
+                .filter(|l| is_http_line(l))
+                .find_map(listening_port);
+            if let Some(port) = port {
+                return port;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no `{LISTENING}127.0.0.1:PORT (http)` line; log:\n{log}"
             );
             thread::sleep(Duration::from_millis(20));
         }
@@ -305,6 +327,11 @@ fn listening_port(line: &str) -> Option<u16> {
     let rest = rest.strip_prefix("127.0.0.1:")?;
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
+}
+
+/// True for the log line of an HTTP API listener.
+fn is_http_line(line: &str) -> bool {
+    line.trim_end().ends_with("(http)")
 }
 
 /// Outcome of waiting for one packet.
@@ -1047,6 +1074,8 @@ mod tests {
             Some(4321)
         );
         assert_eq!(listening_port("listening on [::1]:1"), None);
+        assert!(is_http_line("INFO listening on 127.0.0.1:8080 (http)\n"));
+        assert!(!is_http_line("INFO listening on 127.0.0.1:1883 (mqtt)"));
         let id = uniq("averylongtag");
         assert!(id.len() <= 23, "{id}");
     }

@@ -72,6 +72,7 @@ def pytest_runtest_makereport(item, call):
     if isinstance(funcargs.get("broker"), Broker):
         brokers.append(funcargs["broker"])
     brokers += getattr(funcargs.get("broker_factory"), "started", [])
+    brokers += getattr(funcargs.get("http_broker_factory"), "started", [])
     for b in brokers:
         tail = b.log().splitlines()[-LOG_TAIL_LINES:]
         report.sections.append((f"{b!r} log (last {LOG_TAIL_LINES} lines)", "\n".join(tail)))
@@ -195,6 +196,62 @@ class Broker:
         return f"<Broker {self.kind} {self.host}:{self.port}>"
 
 
+ANY_LISTENING_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+) \((\w+)\)")
+
+
+class HttpBroker(Broker):
+    """culex with its MQTT listener plus an HTTP API listener (``listener 0`` +
+    ``protocol http``); ``port`` is the MQTT port, ``http_port`` the API's.
+
+    ``token`` writes a token file and names it in ``http_token_file``;
+    ``http_options`` are further lines of the API listener.
+    """
+
+    def __init__(self, settings, token=None, http_options=None):
+        super().__init__("culex", settings)
+        self.token = token
+        self.http_options = dict(http_options or {})
+        self.http_port = None
+
+    def _write_config(self, first_line):
+        path = super()._write_config(first_line)
+        lines = ["listener 0", "protocol http"]
+        if self.token is not None:
+            token_file = Path(self._dir.name) / "api.token"
+            token_file.write_text(self.token + "\n")
+            lines.append(f"http_token_file {token_file}")
+        lines += [f"{k} {v}" for k, v in self.http_options.items()]
+        with path.open("a") as f:
+            f.write("\n".join(lines) + "\n")
+        return path
+
+    def _drain(self, stream):
+        # Like Broker._drain, but tells the two listeners apart by their protocol
+        # and reports the broker up once both are listening.
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", "replace")
+            with self._log_lock:
+                self._log.append(line)
+            m = ANY_LISTENING_RE.search(line)
+            if m:
+                port, protocol = int(m.group(1)), m.group(2)
+                if protocol == "http" and self.http_port is None:
+                    self.http_port = port
+                elif protocol == "mqtt" and self.port is None:
+                    self.port = port
+                if self.port is not None and self.http_port is not None:
+                    self._listening.set()
+        stream.close()
+
+    def _start_culex(self):
+        super()._start_culex()
+        if self.http_port is None:
+            self._fail("no 'listening on 127.0.0.1:PORT (http)' line")
+
+    def __repr__(self):
+        return f"<HttpBroker {self.host}:{self.port} api {self.host}:{self.http_port}>"
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -224,6 +281,25 @@ def broker_factory():
         b = start_broker(**settings)
         started.append(b)
         return b
+
+    make.started = started
+    yield make
+    for b in started:
+        b.stop()
+
+
+@pytest.fixture
+def http_broker_factory():
+    """Start culex with an HTTP API listener as well (culex only):
+    ``http_broker_factory(token="secret", http_options={"http_request_timeout": 2}, **settings)``."""
+    started = []
+
+    def make(token=None, http_options=None, **settings):
+        merged = dict(DEFAULT_SETTINGS)
+        merged.update({k: str(v) for k, v in settings.items()})
+        b = HttpBroker(merged, token=token, http_options=http_options)
+        started.append(b)
+        return b.start()
 
     make.started = started
     yield make

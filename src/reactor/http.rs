@@ -207,7 +207,17 @@ impl Reactor {
             token: token.as_deref(),
             port,
         };
-        let mut response = api::handle(self, origin, request);
+        // RFC 9112 3.2: an HTTP/1.1 request carries exactly one Host field.
+        let hosts = request.headers.iter().filter(|(n, _)| n == "host").count();
+        let mut response = if hosts > 1 || (request.minor_version == 1 && hosts == 0) {
+            api::error_response(
+                400,
+                "an HTTP/1.1 request needs exactly one Host header",
+                None,
+            )
+        } else {
+            api::handle(self, origin, request)
+        };
         log::debug!(
             "{id} {peer}: {} {} -> {}",
             request.method,
@@ -218,7 +228,7 @@ impl Reactor {
             response.close = true;
         }
         let head_only = request.method == "HEAD";
-        self.send_response(key, &response, head_only, request.minor_version == 0);
+        self.send_response(key, response, head_only, request.minor_version == 0);
     }
 
     /// Answers a request that could not be parsed, and closes: the stream cannot be framed.
@@ -233,14 +243,18 @@ impl Reactor {
         }
         let mut response = api::error_response(e.status(), e.detail(), None);
         response.close = true;
-        self.send_response(key, &response, false, false);
+        self.send_response(key, response, false, false);
     }
 
-    fn send_response(&mut self, key: usize, response: &Response, head_only: bool, http10: bool) {
+    fn send_response(&mut self, key: usize, mut response: Response, head_only: bool, http10: bool) {
+        // Every answer describes the broker's state at one instant.
+        response
+            .headers
+            .push(("Cache-Control", "no-store".to_owned()));
         let wall_secs = (self.clock.wall_start_ms() + self.now.0) / 1000;
         let mut bytes = Vec::with_capacity(256 + response.body.len());
         encode_response(
-            response,
+            &response,
             head_only,
             http10,
             &http_date(wall_secs),
@@ -310,7 +324,7 @@ impl Reactor {
                     let detail = "the request did not arrive in time";
                     let mut response = api::error_response(408, detail, None);
                     response.close = true;
-                    self.send_response(key, &response, false, false);
+                    self.send_response(key, response, false, false);
                 }
                 Overdue::Idle => {
                     if let Some(conn) = self.conns.get_mut(key) {

@@ -198,7 +198,7 @@ impl Reactor {
         // Dropping the connection closes the socket and frees its buffers.
         drop(conn);
         if http {
-            self.http_conns = self.http_conns.saturating_sub(1);
+            self.http_keys.remove(&key);
         } else {
             self.feed(Input::Closed { conn: id, reason });
         }

@@ -102,10 +102,16 @@ impl Reactor {
                 self.read_queue.push(key);
                 return;
             }
+            // Pipelined requests beyond one request's bound wait until those before are
+            // answered.
             let room = request_bytes_max()
                 .saturating_sub(conn.inbound.len())
-                .clamp(1, READ_CHUNK)
+                .min(READ_CHUNK)
                 .min(budget);
+            if room == 0 {
+                self.read_queue.push(key);
+                return;
+            }
             let before = conn.inbound.len();
             let outcome = conn.transport.read(&mut conn.inbound, room);
             let got = conn.inbound.len() - before;
@@ -289,14 +295,15 @@ impl Reactor {
 
     /// Closes API connections whose request is overdue (408) or that idled too long.
     pub(super) fn sweep_http(&mut self) {
-        if self.http_conns == 0 || self.now < self.next_http_sweep {
+        if self.http_keys.is_empty() || self.now < self.next_http_sweep {
             return;
         }
         self.next_http_sweep = self.now.saturating_add_ms(SWEEP_INTERVAL_MS);
         let now = self.now;
         let overdue: Vec<(usize, Overdue)> = self
-            .conns
+            .http_keys
             .iter()
+            .filter_map(|&key| Some((key, self.conns.get(key)?)))
             .filter(|(_, c)| c.state == ConnState::Open)
             .filter_map(|(key, c)| {
                 let h = c.http.as_ref()?;
@@ -339,18 +346,13 @@ impl Reactor {
 
     /// When the next deadline sweep is due, if API connections exist.
     pub(super) fn http_deadline(&self) -> Option<Millis> {
-        (self.http_conns > 0).then_some(self.next_http_sweep)
+        (!self.http_keys.is_empty()).then_some(self.next_http_sweep)
     }
 
     /// Stops every API connection at shutdown: answers under way are flushed first.
     pub(super) fn close_http_conns(&mut self) {
         let now = self.now;
-        let keys: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.http.is_some())
-            .map(|(k, _)| k)
-            .collect();
+        let keys: Vec<usize> = self.http_keys.iter().copied().collect();
         for key in keys {
             if let Some(conn) = self.conns.get_mut(key) {
                 conn.start_closing(now, "server shutting down");

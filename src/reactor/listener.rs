@@ -391,7 +391,7 @@ impl Reactor {
         }
         if is_http {
             // The engine never hears of API connections.
-            self.http_conns += 1;
+            self.http_keys.insert(key);
             return;
         }
         self.feed(Input::Opened {

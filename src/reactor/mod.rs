@@ -42,7 +42,7 @@ mod listener;
 mod signal;
 mod udp;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -138,8 +138,8 @@ pub struct Reactor {
     last_released: usize,
     /// Datagrams to send after the turn's commit: (listener index, peer, bytes).
     datagrams: Vec<(usize, std::net::SocketAddr, Vec<u8>)>,
-    /// API connections in the slab, and when their deadlines are next checked.
-    http_conns: usize,
+    /// The slab keys of API connections, and when their deadlines are next checked.
+    http_keys: BTreeSet<usize>,
     next_http_sweep: Millis,
 }
 
@@ -221,7 +221,7 @@ impl Reactor {
             idle_turn: false,
             last_released: 0,
             datagrams: Vec::new(),
-            http_conns: 0,
+            http_keys: BTreeSet::new(),
             next_http_sweep: now,
         })
     }

@@ -1,5 +1,6 @@
 //! Engine tests in virtual time: inputs at chosen instants, actions asserted, no sockets.
 
+mod admin;
 mod flows;
 mod persistence;
 

@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use super::message::Message;
 use super::timers::TimerKey;
-use super::{ConnState, Engine};
+use super::Engine;
 use crate::codec::mqtt::{Properties, QoS};
 
 const VERSION: &str = concat!("culex ", env!("CARGO_PKG_VERSION"));
@@ -33,11 +33,7 @@ impl Engine {
         if self.limits.sys_interval == 0 {
             return;
         }
-        let connected = self
-            .conns
-            .values()
-            .filter(|c| matches!(c.state, ConnState::Active(_)))
-            .count();
+        let connected = self.counts().clients_connected;
         let total = self.sessions.len();
         let st = self.stats.clone();
         let values: [(&str, String); 15] = [

@@ -223,36 +223,23 @@ impl Reactor {
             // Frames left over from a pause or an earlier turn go first, in order.
             self.feed_frames(key, Pace::Backpressure, &mut packets);
             let max_packet = self.max_packet_of(key);
-            let Some(conn) = self.conns.get_mut(key) else {
+            if !self.may_read(key, budget > 0 && packets > 0) {
+                return;
+            }
+            let Some(conn) = self.conns.get(key) else {
                 return;
             };
-            if !conn.reading {
-                return;
-            }
-            if conn.outbound.len() > OUT_BUFFER_SOFT_MAX {
-                conn.read_paused = true;
-                return;
-            }
-            if budget == 0 || packets == 0 {
-                // More may be waiting and mio will not say so again: come back next turn.
-                self.read_queue.push(key);
-                return;
-            }
             let room = match next_frame(&conn.inbound, max_packet) {
                 Split::Incomplete { room } => room.min(budget),
                 // Whole frames were fed above; only a stopped connection gets here.
                 _ => return,
             };
-            let before = conn.inbound.len();
-            let outcome = conn.transport.read(&mut conn.inbound, room);
-            let got = conn.inbound.len() - before;
+            let Some((outcome, got)) = self.read_some(key, room) else {
+                return;
+            };
             budget = budget.saturating_sub(got);
-            self.traffic.bytes_received += got as u64;
-            // A handshake step leaves an answer in the transport for the flush step.
-            if conn.transport.wants_write() && !conn.write_blocked {
-                self.flush_queue.push(key);
-            }
-            if conn.identity != Identity::None && outcome.is_ok() {
+            let identity = self.conns.get(key).map(|c| c.identity);
+            if identity.is_some_and(|i| i != Identity::None) && outcome.is_ok() {
                 self.take_identity(key);
             }
             match outcome {
@@ -262,14 +249,7 @@ impl Reactor {
                     if packets == 0 {
                         self.read_queue.push(key);
                     }
-                    // A connection waiting for its peer holds no read buffer: most of a
-                    // broker's connections are idle most of the time, and the read chunk
-                    // would otherwise dominate their memory.
-                    if let Some(conn) = self.conns.get_mut(key) {
-                        if conn.inbound.is_empty() {
-                            conn.inbound = Vec::new();
-                        }
-                    }
+                    self.release_idle_buffer(key);
                     return;
                 }
                 Ok(ReadOutcome::Eof) => {
@@ -283,6 +263,59 @@ impl Reactor {
                     self.io_failed(key, "read", &e);
                     return;
                 }
+            }
+        }
+    }
+
+    /// Whether the read loop may read from the connection now. It may not once the input
+    /// is finished, nor while its output is past the soft bound (reading resumes when that
+    /// drains), nor when the turn's budget is used up (`budget_left` false: the connection
+    /// is read again next turn).
+    pub(super) fn may_read(&mut self, key: usize, budget_left: bool) -> bool {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return false;
+        };
+        if !conn.reading {
+            return false;
+        }
+        if conn.outbound.len() > OUT_BUFFER_SOFT_MAX {
+            conn.read_paused = true;
+            return false;
+        }
+        if !budget_left {
+            // More may be waiting and mio will not say so again: come back next turn.
+            self.read_queue.push(key);
+            return false;
+        }
+        true
+    }
+
+    /// One read of at most `room` bytes into the connection's buffer, counted as traffic.
+    /// Returns the outcome and the bytes read; `None` when the connection is gone.
+    pub(super) fn read_some(
+        &mut self,
+        key: usize,
+        room: usize,
+    ) -> Option<(io::Result<ReadOutcome>, usize)> {
+        let conn = self.conns.get_mut(key)?;
+        let before = conn.inbound.len();
+        let outcome = conn.transport.read(&mut conn.inbound, room);
+        let got = conn.inbound.len() - before;
+        self.traffic.bytes_received += got as u64;
+        // A handshake step leaves an answer in the transport for the flush step.
+        if conn.transport.wants_write() && !conn.write_blocked {
+            self.flush_queue.push(key);
+        }
+        Some((outcome, got))
+    }
+
+    /// A connection waiting for its peer holds no read buffer: most of a broker's
+    /// connections are idle most of the time, and the read chunk would otherwise dominate
+    /// their memory.
+    pub(super) fn release_idle_buffer(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            if conn.inbound.is_empty() {
+                conn.inbound = Vec::new();
             }
         }
     }

@@ -87,21 +87,12 @@ impl Reactor {
         let mut requests = REQUESTS_PER_TURN;
         loop {
             self.answer_requests(key, &mut requests);
-            let Some(conn) = self.conns.get_mut(key) else {
+            if !self.may_read(key, budget > 0 && requests > 0) {
+                return;
+            }
+            let Some(conn) = self.conns.get(key) else {
                 return;
             };
-            if !conn.reading {
-                return;
-            }
-            if conn.outbound.len() > OUT_BUFFER_SOFT_MAX {
-                // Answers pile up unread: read on once they drain (see flush.rs).
-                conn.read_paused = true;
-                return;
-            }
-            if budget == 0 || requests == 0 {
-                self.read_queue.push(key);
-                return;
-            }
             // Pipelined requests beyond one request's bound wait until those before are
             // answered.
             let room = request_bytes_max()
@@ -112,17 +103,14 @@ impl Reactor {
                 self.read_queue.push(key);
                 return;
             }
-            let before = conn.inbound.len();
-            let outcome = conn.transport.read(&mut conn.inbound, room);
-            let got = conn.inbound.len() - before;
+            let Some((outcome, got)) = self.read_some(key, room) else {
+                return;
+            };
             budget = budget.saturating_sub(got);
-            self.traffic.bytes_received += got as u64;
-            if conn.transport.wants_write() && !conn.write_blocked {
-                self.flush_queue.push(key);
-            }
             if got > 0 {
-                if let Some(h) = conn.http.as_mut() {
-                    h.request_since.get_or_insert(self.now);
+                let now = self.now;
+                if let Some(h) = self.conns.get_mut(key).and_then(|c| c.http.as_mut()) {
+                    h.request_since.get_or_insert(now);
                 }
             }
             match outcome {
@@ -132,11 +120,7 @@ impl Reactor {
                     if requests == 0 {
                         self.read_queue.push(key);
                     }
-                    if let Some(conn) = self.conns.get_mut(key) {
-                        if conn.inbound.is_empty() {
-                            conn.inbound = Vec::new();
-                        }
-                    }
+                    self.release_idle_buffer(key);
                     return;
                 }
                 Ok(ReadOutcome::Eof) => {

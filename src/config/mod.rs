@@ -2,6 +2,7 @@
 //! command-line ports produce. Parsing is in `parse` (pure), file access in `load`, the
 //! option table in `options`, and the MQTT-SN listener options in `mqttsn` and `predefined`.
 
+pub mod bridge;
 mod http;
 pub mod load;
 mod mqttsn;
@@ -40,6 +41,8 @@ pub struct Config {
     /// configuration that defines none; `-p` ports then replace it (see [`apply_ports`]).
     pub implicit_listener: bool,
     pub persistence: Persistence,
+    /// The bridges (`connection` blocks), in file order.
+    pub bridges: Vec<bridge::BridgeConfig>,
 }
 
 /// Transport protocol spoken on a listener.
@@ -178,6 +181,7 @@ impl Config {
             warnings: Vec::new(),
             implicit_listener: true,
             persistence: Persistence::default(),
+            bridges: Vec::new(),
         }
     }
 }

@@ -170,6 +170,7 @@ impl Parser {
             warnings: self.warnings,
             implicit_listener,
             persistence: self.persistence,
+            bridges: Vec::new(),
         })
     }
 

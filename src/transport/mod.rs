@@ -2,7 +2,9 @@
 //! reactor's per-connection buffers.
 //!
 //! A transport is a stack of [`Layer`]s ending in a TCP socket: plain TCP, TLS over TCP,
-//! WebSocket over TCP, and WebSocket over TLS over TCP. The reactor sees one type,
+//! WebSocket over TCP, and WebSocket over TLS over TCP, each either accepted by a listener
+//! (the server side) or opened by this broker to another (the client side, for bridges).
+//! The reactor sees one type,
 //! [`Transport`], with the same operations whatever the stack, and the engine never sees the
 //! transport at all: it gets MQTT bytes, and at most a user name taken from a certificate.
 //!
@@ -18,6 +20,7 @@ pub mod ws;
 pub mod x509;
 
 use std::io;
+use std::sync::Arc;
 
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
@@ -70,7 +73,9 @@ pub trait Layer {
 }
 
 /// One connection's transport stack. The TLS and WebSocket states are boxed so a plain TCP
-/// connection stays small.
+/// connection stays small. The same variants carry accepted connections and those this
+/// broker opened (built by the `client_*` constructors); [`Transport::is_outbound`] tells
+/// them apart.
 #[derive(Debug)]
 pub enum Transport {
     Tcp(TcpTransport),
@@ -92,7 +97,72 @@ macro_rules! with_top {
 }
 
 impl Transport {
-    /// A short name of the stack, for log lines.
+    /// The client side of plain TCP over a socket from [`TcpTransport::connect`].
+    pub fn client_tcp(tcp: TcpTransport) -> Self {
+        Self::Tcp(tcp)
+    }
+
+    /// The client side of TLS over a socket from [`TcpTransport::connect`], to the server
+    /// `server_name` (a DNS name or an IP address; see [`TlsTransport::client`]).
+    pub fn client_tls(
+        tcp: TcpTransport,
+        config: Arc<rustls::ClientConfig>,
+        server_name: &str,
+    ) -> io::Result<Self> {
+        let tls = TlsTransport::client(tcp, config, server_name)?;
+        Ok(Self::Tls(Box::new(tls)))
+    }
+
+    /// The client side of a WebSocket over plain TCP: the upgrade for `path` with
+    /// `Host: host`, asking for the `mqtt` subprotocol (see [`WsTransport::client`]).
+    pub fn client_ws(
+        tcp: TcpTransport,
+        host: &str,
+        path: &str,
+        packet_size_max: u32,
+    ) -> io::Result<Self> {
+        let ws = WsTransport::client(tcp, host, path, packet_size_max)?;
+        Ok(Self::Ws(Box::new(ws)))
+    }
+
+    /// The client side of a WebSocket over TLS: the TLS session to `server_name`, and the
+    /// upgrade for `path` with `server_name` as the `Host` header.
+    pub fn client_wss(
+        tcp: TcpTransport,
+        config: Arc<rustls::ClientConfig>,
+        server_name: &str,
+        path: &str,
+        packet_size_max: u32,
+    ) -> io::Result<Self> {
+        let tls = TlsTransport::client(tcp, config, server_name)?;
+        let ws = WsTransport::client(tls, server_name, path, packet_size_max)?;
+        Ok(Self::Wss(Box::new(ws)))
+    }
+
+    /// True for a connection this broker opened (a bridge) rather than accepted.
+    pub fn is_outbound(&self) -> bool {
+        self.socket_ref().is_outbound()
+    }
+
+    /// Where the TCP connection under an outbound stack stands: see
+    /// [`TcpTransport::connect_result`]. The layers above start their handshakes once it is
+    /// established and the socket is flushed.
+    pub fn connect_result(&self) -> io::Result<bool> {
+        self.socket_ref().connect_result()
+    }
+
+    /// True once every handshake of the stack (TLS, WebSocket upgrade) is done.
+    pub fn is_established(&self) -> bool {
+        match self {
+            Self::Tcp(_) => true,
+            Self::Tls(t) => t.is_established(),
+            Self::Ws(t) => t.is_established(),
+            Self::Wss(t) => t.is_established(),
+        }
+    }
+
+    /// A short name of the stack, for log lines: `tcp`, `tls`, `ws` or `wss`, whichever
+    /// side opened the connection.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Tcp(_) => "tcp",
@@ -124,6 +194,15 @@ impl Transport {
 
     pub fn peer_certificate(&self) -> Option<&[u8]> {
         with_top!(self, t => t.peer_certificate())
+    }
+
+    fn socket_ref(&self) -> &TcpTransport {
+        match self {
+            Self::Tcp(t) => t,
+            Self::Tls(t) => t.sock(),
+            Self::Ws(t) => t.lower(),
+            Self::Wss(t) => t.lower().sock(),
+        }
     }
 
     fn socket(&mut self) -> &mut TcpTransport {
@@ -161,3 +240,7 @@ impl Source for Transport {
         self.socket().deregister(registry)
     }
 }
+
+#[cfg(test)]
+#[path = "tests/client.rs"]
+mod client_tests;

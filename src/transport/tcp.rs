@@ -1,11 +1,14 @@
 //! Plain TCP: the bottom layer of every transport stack.
 //!
-//! Owns a non-blocking mio stream and the read/write loops over it. It must never block,
+//! Owns a non-blocking mio stream (accepted, or opened by [`TcpTransport::connect`]) and the
+//! read/write loops over it. It must never block (a connection being opened completes in
+//! the background and is checked with [`TcpTransport::connect_result`]),
 //! never log and never hold bytes of its own: every byte read goes straight into the caller's
 //! buffer, so the caller's bounds are the only buffering. The TLS layer reads and writes it
 //! through `io::Read`/`io::Write`.
 
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 
 use mio::event::Source;
 use mio::net::TcpStream;
@@ -16,6 +19,8 @@ use super::{Layer, ReadOutcome, READ_CHUNK};
 #[derive(Debug)]
 pub struct TcpTransport {
     stream: TcpStream,
+    /// Opened by this broker rather than accepted.
+    outbound: bool,
 }
 
 impl TcpTransport {
@@ -23,7 +28,48 @@ impl TcpTransport {
     /// Nagle's algorithm, so delay is switched off; a failure to do so only costs latency.
     pub fn new(stream: TcpStream) -> Self {
         let _ = stream.set_nodelay(true);
-        Self { stream }
+        Self {
+            stream,
+            outbound: false,
+        }
+    }
+
+    /// Starts opening a connection to `addr` without waiting for it. The socket reports
+    /// WRITABLE once the attempt is over either way; [`Self::connect_result`] then tells
+    /// which. An error here is one the attempt could not even start with.
+    pub fn connect(addr: SocketAddr) -> io::Result<Self> {
+        let stream = TcpStream::connect(addr)?;
+        let _ = stream.set_nodelay(true);
+        Ok(Self {
+            stream,
+            outbound: true,
+        })
+    }
+
+    /// Where a connection opened by [`Self::connect`] stands: `Ok(true)` once established,
+    /// `Ok(false)` while still being opened, the reason when it failed. The failure is taken
+    /// from the socket, so it is reported once; the caller closes the socket on it.
+    pub fn connect_result(&self) -> io::Result<bool> {
+        match self.stream.peer_addr() {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotConnected | io::ErrorKind::WouldBlock
+                ) =>
+            {
+                match self.stream.take_error()? {
+                    Some(failure) => Err(failure),
+                    None => Ok(false),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// True for a connection this broker opened rather than accepted.
+    pub fn is_outbound(&self) -> bool {
+        self.outbound
     }
 
     pub fn read(&mut self, buf: &mut Vec<u8>, max: usize) -> io::Result<ReadOutcome> {

@@ -1,5 +1,6 @@
-//! The TLS layer: one rustls server session over a byte stream (a TCP socket, or an
-//! in-memory pipe in tests).
+//! The TLS layer: one rustls session over a byte stream (a TCP socket, or an in-memory pipe
+//! in tests), the server side of an accepted connection or the client side of one this
+//! broker opened.
 //!
 //! Owns the session and its bounded record buffers. It must never block, never log and never
 //! buffer more than [`TLS_BUFFER_LIMIT`] bytes of output: once that much waits for the
@@ -8,7 +9,8 @@
 use std::io::{self, BufRead, Read, Write};
 use std::sync::Arc;
 
-use rustls::{ServerConfig, ServerConnection};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 
 use super::{Layer, ReadOutcome};
 
@@ -19,12 +21,13 @@ pub const TLS_BUFFER_LIMIT: usize = 64 * 1024;
 
 pub struct TlsTransport<S> {
     sock: S,
-    session: ServerConnection,
+    session: Connection,
 }
 
 impl<S> std::fmt::Debug for TlsTransport<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsTransport")
+            .field("client", &matches!(self.session, Connection::Client(_)))
             .field("handshaking", &self.session.is_handshaking())
             .finish_non_exhaustive()
     }
@@ -33,15 +36,54 @@ impl<S> std::fmt::Debug for TlsTransport<S> {
 impl<S: Read + Write> TlsTransport<S> {
     /// Starts a server session over `sock` with the listener's current configuration.
     pub fn new(sock: S, config: Arc<ServerConfig>) -> io::Result<Self> {
-        let mut session = ServerConnection::new(config)
+        let session = ServerConnection::new(config)
             .map_err(|e| io::Error::other(format!("cannot start a TLS session: {e}")))?;
+        Ok(Self::with_session(sock, session.into()))
+    }
+
+    /// Starts a client session over `sock` to the server `server_name`: a DNS name or an IP
+    /// address (an IPv6 address with or without brackets), which the server's certificate
+    /// must name unless the configuration says otherwise. The ClientHello is queued at once:
+    /// [`Layer::wants_write`] is true until it has gone out.
+    pub fn client(sock: S, config: Arc<ClientConfig>, server_name: &str) -> io::Result<Self> {
+        let bare = server_name
+            .strip_prefix('[')
+            .and_then(|n| n.strip_suffix(']'))
+            .unwrap_or(server_name);
+        let name = ServerName::try_from(bare.to_owned()).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("\"{server_name}\" is neither a DNS name nor an IP address"),
+            )
+        })?;
+        let session = ClientConnection::new(config, name)
+            .map_err(|e| io::Error::other(format!("cannot start a TLS session: {e}")))?;
+        Ok(Self::with_session(sock, session.into()))
+    }
+
+    fn with_session(sock: S, mut session: Connection) -> Self {
         session.set_buffer_limit(Some(TLS_BUFFER_LIMIT));
-        Ok(Self { sock, session })
+        Self { sock, session }
+    }
+
+    /// The stream under the session.
+    pub fn sock(&self) -> &S {
+        &self.sock
     }
 
     /// The stream under the session, for the poller's registration.
     pub fn sock_mut(&mut self) -> &mut S {
         &mut self.sock
+    }
+
+    /// True for the client side of a session (a connection this broker opened).
+    pub fn is_client(&self) -> bool {
+        matches!(self.session, Connection::Client(_))
+    }
+
+    /// The ALPN protocol both sides agreed on, once the handshake got that far.
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        self.session.alpn_protocol()
     }
 
     /// True once the handshake is complete: the peer's certificate (if any) is verified.

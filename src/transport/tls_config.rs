@@ -1,18 +1,23 @@
-//! Building a listener's rustls `ServerConfig` from its [`TlsConfig`]: certificate chain,
-//! key, client-certificate roots, versions, cipher suites and ALPN.
+//! Building rustls configurations: a listener's `ServerConfig` from its [`TlsConfig`]
+//! (certificate chain, key, client-certificate roots, versions, cipher suites and ALPN), and
+//! the `ClientConfig` of an outgoing connection from its [`ClientTlsSettings`] (roots, client
+//! certificate, how strictly the remote broker is checked, ALPN).
 //!
 //! Runs at start-up and on reload, never on the data path. It reads the certificate files
 //! the configuration names and nothing else, and must never log: every failure comes back as
 //! an error whose text names the file or the setting at fault.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::crypto::{ring, CryptoProvider};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::{ring, CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme};
 use rustls::{CipherSuite, RootCertStore, ServerConfig, SupportedCipherSuite};
 
 use crate::config::{TlsConfig, TlsVersion};
@@ -152,12 +157,7 @@ pub fn server_config(tls: &TlsConfig, websockets: bool) -> io::Result<Arc<Server
         }
     };
     let chain = certificates(&tls.certfile)?;
-    let key = PrivateKeyDer::from_pem_file(&tls.keyfile).map_err(|e| {
-        invalid(format!(
-            "{}: cannot read a private key: {e}",
-            tls.keyfile.display()
-        ))
-    })?;
+    let key = private_key(&tls.keyfile)?;
     let mut config = builder.with_single_cert(chain, key).map_err(|e| {
         invalid(format!(
             "{} / {}: certificate and key rejected: {e}",
@@ -229,21 +229,37 @@ pub(crate) fn certificates(path: &Path) -> io::Result<Vec<CertificateDer<'static
     Ok(chain)
 }
 
+/// The private key of a PEM file (PKCS#8, SEC1 or PKCS#1).
+fn private_key(path: &Path) -> io::Result<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| {
+        invalid(format!(
+            "{}: cannot read a private key: {e}",
+            path.display()
+        ))
+    })
+}
+
 /// The CA certificates client certificates must chain to, from `cafile` and `capath`;
 /// `None` when neither is set.
 pub(crate) fn client_roots(tls: &TlsConfig) -> io::Result<Option<RootCertStore>> {
-    if tls.cafile.is_none() && tls.capath.is_none() {
+    roots(tls.cafile.as_deref(), tls.capath.as_deref())
+}
+
+/// The CA certificates of a PEM file and of the certificate files of a directory; `None`
+/// when neither is given.
+fn roots(cafile: Option<&Path>, capath: Option<&Path>) -> io::Result<Option<RootCertStore>> {
+    if cafile.is_none() && capath.is_none() {
         return Ok(None);
     }
     let mut roots = RootCertStore::empty();
-    if let Some(cafile) = &tls.cafile {
+    if let Some(cafile) = cafile {
         for cert in certificates(cafile)? {
             roots
                 .add(cert)
                 .map_err(|e| invalid(format!("{}: bad CA certificate: {e}", cafile.display())))?;
         }
     }
-    if let Some(capath) = &tls.capath {
+    if let Some(capath) = capath {
         let entries = capath
             .read_dir()
             .map_err(|e| invalid(format!("{}: cannot list: {e}", capath.display())))?;
@@ -260,11 +276,147 @@ pub(crate) fn client_roots(tls: &TlsConfig) -> io::Result<Option<RootCertStore>>
         }
     }
     if roots.is_empty() {
-        let file = tls.cafile.as_ref().or(tls.capath.as_ref());
+        let file = cafile.or(capath);
         let name = file.map(|p| p.display().to_string()).unwrap_or_default();
         return Err(invalid(format!("{name}: no usable CA certificate")));
     }
     Ok(Some(roots))
+}
+
+/// TLS settings of an outgoing connection (a bridge to a remote broker).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientTlsSettings {
+    /// PEM file of the CA certificates the remote broker's certificate must chain to.
+    pub cafile: Option<PathBuf>,
+    /// Directory of PEM files of such CA certificates; files that hold none are skipped.
+    pub capath: Option<PathBuf>,
+    /// PEM certificate chain presented to the remote broker; needs `keyfile`.
+    pub certfile: Option<PathBuf>,
+    /// PEM private key of `certfile`.
+    pub keyfile: Option<PathBuf>,
+    /// Skips the host name check; without roots, accepts any certificate as well. The
+    /// handshake signatures are checked either way.
+    pub insecure: bool,
+    /// The ALPN protocol to offer; none is offered when unset.
+    pub alpn: Option<String>,
+}
+
+/// Builds the client configuration of an outgoing TLS connection: the ring provider with
+/// TLS 1.2 and 1.3, the remote broker checked against `cafile`/`capath` (see
+/// [`ClientTlsSettings::insecure`]), an optional client certificate and ALPN name.
+pub fn client_config(settings: &ClientTlsSettings) -> io::Result<Arc<ClientConfig>> {
+    let provider = Arc::new(ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
+        .map_err(|e| invalid(format!("TLS settings rejected: {e}")))?;
+    let roots = roots(settings.cafile.as_deref(), settings.capath.as_deref())?;
+    let builder = match (roots, settings.insecure) {
+        (None, false) => {
+            return Err(invalid(
+                "bridge_cafile or bridge_capath is needed to verify the remote broker".to_owned(),
+            ))
+        }
+        (Some(roots), false) => builder.with_root_certificates(roots),
+        (roots, true) => {
+            let chain = match roots {
+                Some(roots) => Some(
+                    WebPkiServerVerifier::builder_with_provider(
+                        Arc::new(roots),
+                        Arc::clone(&provider),
+                    )
+                    .build()
+                    .map_err(|e| invalid(format!("CA certificates rejected: {e}")))?,
+                ),
+                None => None,
+            };
+            let verifier = LaxVerifier {
+                chain,
+                algorithms: provider.signature_verification_algorithms,
+            };
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+        }
+    };
+    let mut config = match (&settings.certfile, &settings.keyfile) {
+        (None, None) => builder.with_no_client_auth(),
+        (Some(certfile), Some(keyfile)) => {
+            let chain = certificates(certfile)?;
+            let key = private_key(keyfile)?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| {
+                invalid(format!(
+                    "{} / {}: certificate and key rejected: {e}",
+                    certfile.display(),
+                    keyfile.display()
+                ))
+            })?
+        }
+        _ => {
+            return Err(invalid(
+                "bridge_certfile and bridge_keyfile must be given together".to_owned(),
+            ))
+        }
+    };
+    config.alpn_protocols = match &settings.alpn {
+        Some(name) if name.is_empty() => return Err(invalid("empty ALPN name".to_owned())),
+        Some(name) => vec![name.as_bytes().to_vec()],
+        None => Vec::new(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// The server certificate check of an `insecure` connection. With roots (`chain`), the
+/// certificate must chain to them but may name another host; without, any certificate is
+/// taken. Handshake signatures are verified either way, so the peer must hold the key of the
+/// certificate it shows.
+#[derive(Debug)]
+struct LaxVerifier {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for LaxVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        // The chain is checked before the name, so a name error means the chain is good.
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
 }
 
 #[cfg(test)]

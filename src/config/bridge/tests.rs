@@ -1,0 +1,647 @@
+//! Tests of the bridge options: `connection` blocks in files and the same options from the API.
+
+use super::*;
+use crate::config::{parse, Config, ListenerConfig};
+
+fn ok(text: &str) -> Config {
+    parse(text, "t.conf").unwrap_or_else(|e| panic!("{text:?}: {e}"))
+}
+
+fn err(text: &str) -> String {
+    match parse(text, "t.conf") {
+        Ok(config) => panic!("{text:?} parsed: {:?}", config.bridges),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// The only bridge of `block`, written after `connection b`.
+fn bridge(block: &str) -> BridgeConfig {
+    let mut bridges = ok(&format!("connection b\n{block}")).bridges;
+    assert_eq!(bridges.len(), 1);
+    bridges.remove(0)
+}
+
+fn address(host: &str, port: u16) -> RemoteAddress {
+    RemoteAddress {
+        host: host.to_owned(),
+        port,
+    }
+}
+
+fn mapping(
+    pattern: &str,
+    direction: Direction,
+    qos: QoS,
+    local: &str,
+    remote: &str,
+) -> TopicMapping {
+    TopicMapping {
+        pattern: pattern.to_owned(),
+        direction,
+        qos,
+        local_prefix: local.to_owned(),
+        remote_prefix: remote.to_owned(),
+    }
+}
+
+#[test]
+fn a_full_mosquitto_block() {
+    let config = ok("listener 1883\n\
+         connection cloud\n\
+         address mqtt.example.com:8883 10.0.0.2\n\
+         round_robin true\n\
+         bridge_protocol_version mqttv50\n\
+         remote_clientid gw-7\n\
+         local_clientid gw-7.here\n\
+         remote_username gw\n\
+         remote_password s3cret\n\
+         cleansession true\n\
+         keepalive_interval 30\n\
+         try_private false\n\
+         notifications false\n\
+         notification_topic bridges/gw-7\n\
+         notifications_local_only true\n\
+         restart_timeout 10 120\n\
+         bridge_cafile /etc/ca.crt\n\
+         bridge_capath /etc/ca.d\n\
+         bridge_certfile /etc/gw.crt\n\
+         bridge_keyfile /etc/gw.key\n\
+         bridge_insecure true\n\
+         bridge_alpn x-amzn-mqtt-ca\n\
+         bridge_max_queued_messages 500\n\
+         bridge_transport websockets /ws\n\
+         topic sensors/# out 1\n\
+         topic cmd/+ in 2 local/ remote/\n\
+         topic state both\n\
+         topic all\n");
+    let expected = BridgeConfig {
+        name: "cloud".to_owned(),
+        addresses: vec![address("mqtt.example.com", 8883), address("10.0.0.2", 1883)],
+        round_robin: true,
+        topics: vec![
+            mapping("sensors/#", Direction::Out, QoS::AtLeastOnce, "", ""),
+            mapping(
+                "cmd/+",
+                Direction::In,
+                QoS::ExactlyOnce,
+                "local/",
+                "remote/",
+            ),
+            mapping("state", Direction::Both, QoS::AtMostOnce, "", ""),
+            mapping("all", Direction::Out, QoS::AtMostOnce, "", ""),
+        ],
+        protocol: BridgeProtocol::V5,
+        transport: BridgeTransport::WebSockets {
+            path: "/ws".to_owned(),
+        },
+        tls: Some(BridgeTls {
+            cafile: Some("/etc/ca.crt".into()),
+            capath: Some("/etc/ca.d".into()),
+            certfile: Some("/etc/gw.crt".into()),
+            keyfile: Some("/etc/gw.key".into()),
+            insecure: true,
+            alpn: Some("x-amzn-mqtt-ca".to_owned()),
+        }),
+        remote_clientid: "gw-7".to_owned(),
+        local_clientid: "gw-7.here".to_owned(),
+        remote_username: Some("gw".to_owned()),
+        remote_password: Some("s3cret".to_owned()),
+        cleansession: true,
+        keepalive_secs: 30,
+        try_private: false,
+        notifications: false,
+        notification_topic: "bridges/gw-7".to_owned(),
+        notifications_local_only: true,
+        restart_timeout_base_secs: 10,
+        restart_timeout_cap_secs: Some(120),
+        max_queued_messages: 500,
+    };
+    assert_eq!(config.bridges, vec![expected]);
+    assert_eq!(config.listeners, vec![ListenerConfig::new(1883, None)]);
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
+#[test]
+fn defaults() {
+    let b = bridge("address broker\n");
+    assert_eq!(b, BridgeConfig::new("b", "broker", 1883));
+    assert_eq!(b.remote_clientid, "culex.b");
+    assert_eq!(b.local_clientid, "local.culex.b");
+    assert_eq!(b.notification_topic, "$SYS/broker/connection/culex.b/state");
+    assert_eq!(
+        (b.protocol, b.tls, b.keepalive_secs),
+        (BridgeProtocol::V311, None, 60)
+    );
+    assert!(b.try_private && b.notifications && !b.cleansession && !b.round_robin);
+    assert_eq!(ok("").bridges, vec![]);
+}
+
+#[test]
+fn aliases_and_single_values() {
+    let b = bridge(
+        "addresses h:1\nclientid c\nusername u\npassword p\nrestart_timeout 7\n\
+         bridge_transport websockets\nbridge_insecure true\n",
+    );
+    assert_eq!(b.addresses, vec![address("h", 1)]);
+    assert_eq!(b.remote_clientid, "c");
+    assert_eq!(
+        (b.remote_username.as_deref(), b.remote_password.as_deref()),
+        (Some("u"), Some("p"))
+    );
+    assert_eq!(
+        (b.restart_timeout_base_secs, b.restart_timeout_cap_secs),
+        (7, None)
+    );
+    assert_eq!(
+        b.transport,
+        BridgeTransport::WebSockets {
+            path: "/mqtt".to_owned()
+        }
+    );
+    let insecure = BridgeTls {
+        insecure: true,
+        ..BridgeTls::default()
+    };
+    assert_eq!(b.tls, Some(insecure));
+    // The last address line wins; bridge_insecure false alone leaves TLS off.
+    let b = bridge("address a\naddress b:2 c\nbridge_insecure false\nbridge_transport tcp\n");
+    assert_eq!(b.addresses, vec![address("b", 2), address("c", 1883)]);
+    assert_eq!((b.tls, b.transport), (None, BridgeTransport::Tcp));
+    let b = bridge("address a\nbridge_capath /ca\n");
+    assert_eq!(b.tls.and_then(|t| t.capath), Some(PathBuf::from("/ca")));
+    let b = bridge("address a\nkeepalive_interval 5\nrestart_timeout 1 1\n");
+    assert_eq!((b.keepalive_secs, b.restart_timeout_cap_secs), (5, Some(1)));
+}
+
+#[test]
+fn ipv6_addresses() {
+    let b = bridge(
+        "address [::1]:1884 ::1 [fe80::2] 2001:db8::7 127.0.0.1:9 [1:2:3:4:5:6:7:8]:65535 \
+         ::ffff:10.0.0.1 [::]:2\n",
+    );
+    let expected = [
+        ("::1", 1884),
+        ("::1", 1883),
+        ("fe80::2", 1883),
+        ("2001:db8::7", 1883),
+        ("127.0.0.1", 9),
+        ("1:2:3:4:5:6:7:8", 65535),
+        ("::ffff:10.0.0.1", 1883),
+        ("::", 2),
+    ];
+    let expected: Vec<_> = expected.iter().map(|&(h, p)| address(h, p)).collect();
+    assert_eq!(b.addresses, expected);
+    for bad in [
+        "a:b:c",
+        "1:2:3:4:5:6:7:8:9",
+        "1::2::3",
+        "[::g]",
+        "::12345",
+        "[1:2:3:4:5:6:7]",
+        "::1.2.3.256",
+        "[::1]1883",
+        "[host]:1",
+    ] {
+        let e = err(&format!("connection b\naddress {bad}\n"));
+        assert!(
+            e.starts_with("t.conf:2: address: expected host[:port]"),
+            "{bad}: {e}"
+        );
+    }
+}
+
+#[test]
+fn empty_patterns_and_prefixes() {
+    let b = bridge(
+        "address a\ntopic \"\" out 0 sensors/temp site1/temp\n\
+         topic # in 1 \"\" site1/\ntopic x/# both 2 here/ \"\"\n",
+    );
+    assert_eq!(
+        b.topics,
+        vec![
+            mapping(
+                "",
+                Direction::Out,
+                QoS::AtMostOnce,
+                "sensors/temp",
+                "site1/temp"
+            ),
+            mapping("#", Direction::In, QoS::AtLeastOnce, "", "site1/"),
+            mapping("x/#", Direction::Both, QoS::ExactlyOnce, "here/", ""),
+        ]
+    );
+}
+
+#[test]
+fn clientid_defaults_do_not_depend_on_order() {
+    let after = bridge("address a\nremote_clientid r\n");
+    let before = ok("connection b\nremote_clientid r\naddress a\n").bridges;
+    assert_eq!(vec![after.clone()], before);
+    assert_eq!(after.local_clientid, "local.r");
+    assert_eq!(after.notification_topic, "$SYS/broker/connection/r/state");
+    let set_first =
+        bridge("local_clientid l\nnotification_topic n\nremote_clientid r\naddress a\n");
+    assert_eq!(
+        (
+            set_first.local_clientid.as_str(),
+            set_first.notification_topic.as_str()
+        ),
+        ("l", "n")
+    );
+}
+
+#[test]
+fn several_bridges_listeners_and_global_options() {
+    let config = ok("connection one\n\
+         address a\n\
+         max_qos 1\n\
+         connection two\n\
+         address b\n\
+         listener 1884\n\
+         max_connections 3\n\
+         connection three\n\
+         address c\n");
+    let names: Vec<_> = config.bridges.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(names, ["one", "two", "three"]);
+    // A global option in a bridge block stays global.
+    assert_eq!(config.limits.max_qos, QoS::AtLeastOnce);
+    let mut listener = ListenerConfig::new(1884, None);
+    listener.max_connections = Some(3);
+    assert_eq!(config.listeners, vec![listener]);
+}
+
+#[test]
+fn ignored_options_warn() {
+    let config =
+        ok("connection b\naddress a\nstart_type automatic\nbridge_attempt_unsubscribe false\n");
+    assert_eq!(
+        config.warnings,
+        [
+            "t.conf:3: option start_type is accepted and ignored",
+            "t.conf:4: option bridge_attempt_unsubscribe is accepted and ignored",
+        ]
+    );
+}
+
+#[test]
+fn errors_name_file_and_line() {
+    let cases: &[(&str, usize, &str)] = &[
+        ("address", 3, "address: missing value"),
+        (
+            "address h:0",
+            3,
+            "address: expected a port from 1 to 65535, got \"0\"",
+        ),
+        (
+            "address h:65536",
+            3,
+            "address: expected a port from 1 to 65535, got \"65536\"",
+        ),
+        (
+            "address h:",
+            3,
+            "address: expected a port from 1 to 65535, got \"\"",
+        ),
+        (
+            "address [::1]x",
+            3,
+            "address: expected host[:port], [IPv6 address]:port or an IPv6 address, \
+             got \"[::1]x\"",
+        ),
+        (
+            "address :1883",
+            3,
+            "address: expected host[:port], [IPv6 address]:port or an IPv6 address, \
+             got \":1883\"",
+        ),
+        (
+            "address a:b:c",
+            3,
+            "address: expected host[:port], [IPv6 address]:port or an IPv6 address, \
+             got \"a:b:c\"",
+        ),
+        (
+            "round_robin yes",
+            3,
+            "round_robin: expected true or false, got \"yes\"",
+        ),
+        ("topic", 3, "topic: missing value"),
+        (
+            "topic a up",
+            3,
+            "topic: expected in, out or both, got \"up\"",
+        ),
+        (
+            "topic a in 3",
+            3,
+            "topic: expected a QoS of 0, 1 or 2, got \"3\"",
+        ),
+        (
+            "topic a in 1 l/",
+            3,
+            "topic: the local prefix \"l/\" needs a remote prefix after it (\"\" for none)",
+        ),
+        (
+            "topic a in 1 l/ r/ x",
+            3,
+            "topic: unexpected extra value \"x\"",
+        ),
+        (
+            "topic a in 1 l/+/ r/",
+            3,
+            "topic: a prefix must not contain + or #, got \"l/+/\"",
+        ),
+        (
+            "topic \"\"",
+            3,
+            "topic: an empty pattern (\"\") needs a local or remote prefix",
+        ),
+        (
+            "topic \"\" out 0 \"\" \"\"",
+            3,
+            "topic: an empty pattern (\"\") needs a local or remote prefix",
+        ),
+        (
+            "topic \"\" out 0 \"\" r",
+            3,
+            "topic: the local topic filter \"\" (prefix and pattern) is not valid",
+        ),
+        (
+            "topic a/#/b",
+            3,
+            "topic: the local topic filter \"a/#/b\" (prefix and pattern) is not valid",
+        ),
+        (
+            "topic +x out 0 a/ b/",
+            3,
+            "topic: the local topic filter \"a/+x\" (prefix and pattern) is not valid",
+        ),
+        (
+            "bridge_protocol_version mqttv31",
+            3,
+            "bridge_protocol_version: mqttv31 is not supported",
+        ),
+        (
+            "bridge_protocol_version 5",
+            3,
+            "bridge_protocol_version: expected mqttv311 or mqttv50, got \"5\"",
+        ),
+        ("remote_clientid", 3, "remote_clientid: missing value"),
+        (
+            "remote_password a b",
+            3,
+            "remote_password: unexpected extra value \"b\"",
+        ),
+        (
+            "keepalive_interval 4",
+            3,
+            "keepalive_interval: expected a number from 5 to 65535, got \"4\"",
+        ),
+        (
+            "keepalive_interval 65536",
+            3,
+            "keepalive_interval: expected a number from 5 to 65535, got \"65536\"",
+        ),
+        (
+            "notification_topic a/#",
+            3,
+            "notification_topic: expected a topic name without + or #, got \"a/#\"",
+        ),
+        (
+            "restart_timeout 0",
+            3,
+            "restart_timeout: expected a number from 1 to 4294967295, got \"0\"",
+        ),
+        (
+            "restart_timeout 5 4",
+            3,
+            "restart_timeout: the cap (4) must not be below the base (5)",
+        ),
+        (
+            "restart_timeout 5 6 7",
+            3,
+            "restart_timeout: unexpected extra value \"7\"",
+        ),
+        ("restart_timeout", 3, "restart_timeout: missing value"),
+        (
+            "bridge_transport udp",
+            3,
+            "bridge_transport: expected tcp or websockets, got \"udp\"",
+        ),
+        (
+            "bridge_transport tcp /p",
+            3,
+            "bridge_transport: unexpected extra value \"/p\"",
+        ),
+        (
+            "bridge_transport websockets p",
+            3,
+            "bridge_transport: the path must start with /, got \"p\"",
+        ),
+        ("bridge_transport", 3, "bridge_transport: missing value"),
+        (
+            "bridge_max_queued_messages -1",
+            3,
+            "bridge_max_queued_messages: expected a number from 0 to 4294967295, got \"-1\"",
+        ),
+        (
+            "bridge_insecure 1",
+            3,
+            "bridge_insecure: expected true or false, got \"1\"",
+        ),
+        (
+            "start_type lazy",
+            3,
+            "start_type lazy is not supported in this version",
+        ),
+        (
+            "start_type sometimes",
+            3,
+            "start_type: expected automatic, lazy, once or manual, got \"sometimes\"",
+        ),
+        (
+            "bridge_attempt_unsubscribe maybe",
+            3,
+            "bridge_attempt_unsubscribe: expected true or false, got \"maybe\"",
+        ),
+        (
+            "bridge_psk 0a",
+            3,
+            "bridge_psk is not supported in this version",
+        ),
+        (
+            "local_username u",
+            3,
+            "local_username is not supported in this version",
+        ),
+        (
+            "idle_timeout 60",
+            3,
+            "idle_timeout is not supported in this version",
+        ),
+        ("certfile c", 3, "certfile: not a bridge option"),
+        ("protocol mqtt", 3, "protocol: not a bridge option"),
+        (
+            "bridge_certfile c",
+            1,
+            "connection: bridge_certfile and bridge_keyfile must be given together",
+        ),
+        (
+            "bridge_keyfile k\nbridge_cafile a",
+            1,
+            "connection: bridge_certfile and bridge_keyfile must be given together",
+        ),
+        (
+            "bridge_certfile c\nbridge_keyfile k",
+            1,
+            "connection: bridge_certfile: the remote broker's certificate needs \
+             bridge_cafile or bridge_capath (or bridge_insecure true)",
+        ),
+        (
+            "bridge_alpn mqtt",
+            1,
+            "connection: bridge_alpn requires TLS (bridge_cafile, bridge_capath or \
+             bridge_insecure true)",
+        ),
+        (
+            "remote_password p",
+            1,
+            "connection: remote_password requires remote_username with mqttv311",
+        ),
+    ];
+    for (line, at, message) in cases {
+        let text = format!("connection b\naddress a\n{line}\nmax_qos 1\n");
+        assert_eq!(err(&text), format!("t.conf:{at}: {message}"), "{line}");
+    }
+    // With MQTT 5.0 a password needs no user name.
+    bridge("address a\nbridge_protocol_version mqttv50\nremote_password p\n");
+}
+
+#[test]
+fn block_errors() {
+    let cases: &[(&str, &str)] = &[
+        ("connection", "t.conf:1: connection: missing value"),
+        (
+            "connection a b\naddress h",
+            "t.conf:1: connection: unexpected extra value \"b\"",
+        ),
+        (
+            "connection a/b\naddress h",
+            "t.conf:1: connection: expected a name without /, + or #, got \"a/b\"",
+        ),
+        (
+            "connection #1\naddress h",
+            "t.conf:1: connection: expected a name without /, + or #, got \"#1\"",
+        ),
+        (
+            "\nconnection a\nround_robin true\n",
+            "t.conf:2: connection: bridge \"a\" has no address",
+        ),
+        (
+            "connection a\nconnection b\naddress h",
+            "t.conf:1: connection: bridge \"a\" has no address",
+        ),
+        (
+            "connection a\nlistener 1",
+            "t.conf:1: connection: bridge \"a\" has no address",
+        ),
+        (
+            "connection a\naddress h\nlistener 1\nconnection a\naddress h",
+            "t.conf:4: connection: bridge \"a\" is already defined at t.conf:1",
+        ),
+        (
+            "address h",
+            "t.conf:1: address: only allowed in a connection block",
+        ),
+        (
+            "topic a",
+            "t.conf:1: topic: only allowed in a connection block",
+        ),
+        (
+            "start_type automatic",
+            "t.conf:1: start_type: only allowed in a connection block",
+        ),
+        (
+            "listener 1\nconnection a\naddress h\nmax_connections 3",
+            "t.conf:4: max_connections: not a bridge option",
+        ),
+    ];
+    for (text, message) in cases {
+        assert_eq!(&err(text), message, "{text}");
+    }
+}
+
+#[test]
+fn from_options_like_config_lines() {
+    let options = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let b = bridge_from_options(
+        "api",
+        &options(&[
+            ("address", "h:1 [::1]"),
+            ("topic", "a/# out 1"),
+            ("topic", " b in 2 \"\" r/ "),
+            ("remote_clientid", "r"),
+            ("start_type", "automatic"),
+        ]),
+    );
+    let text = "connection api\naddress h:1 [::1]\ntopic a/# out 1\ntopic b in 2 \"\" r/\n\
+                remote_clientid r\nstart_type automatic\n";
+    assert_eq!(Ok(ok(text).bridges.remove(0)), b);
+    let fails = |name: &str, pairs: &[(&str, &str)]| bridge_from_options(name, &options(pairs));
+    assert_eq!(
+        fails("a", &[]),
+        Err("connection: bridge \"a\" has no address".to_owned())
+    );
+    assert_eq!(
+        fails("a/b", &[]),
+        Err("connection: expected a name without /, + or #, got \"a/b\"".to_owned())
+    );
+    assert_eq!(fails("", &[]), Err("connection: missing value".to_owned()));
+    assert_eq!(
+        fails("a", &[("max_qos", "1")]),
+        Err("max_qos: not a bridge option".to_owned())
+    );
+    assert_eq!(
+        fails("a", &[("connection", "b")]),
+        Err("connection: not a bridge option".to_owned())
+    );
+    assert_eq!(
+        fails("a", &[("nope", "1")]),
+        Err("unknown option \"nope\"".to_owned())
+    );
+    assert_eq!(
+        fails("a", &[("topic", "a up")]),
+        Err("topic: expected in, out or both, got \"up\"".to_owned())
+    );
+}
+
+#[test]
+fn odd_input_never_panics() {
+    for value in [
+        "[",
+        "]",
+        "[]",
+        "[:",
+        ":",
+        "\u{1F600}:1",
+        "[::1]:",
+        "\0",
+        "\"\"",
+        "é",
+    ] {
+        for key in [
+            "address",
+            "topic",
+            "bridge_transport",
+            "restart_timeout",
+            "notification_topic",
+        ] {
+            let _ = parse(&format!("connection b\n{key} {value}\n"), "t.conf");
+        }
+    }
+}

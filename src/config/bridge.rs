@@ -1,11 +1,16 @@
 //! Bridges: `connection` blocks of the configuration (mosquitto.conf syntax) and the same
 //! settings given over the API.
 //!
-//! Pure: the parsing of the block's options lives here, files named by the options are read
-//! only by the transport when the bridge connects.
+//! Pure: the parsing of the block's options lives here ([`BridgeDraft`], used line by line by
+//! the file parser, and [`bridge_from_options`] for the API); files named by the options are
+//! read only by the transport when the bridge connects.
 
 use std::path::PathBuf;
 
+use super::options::{self, Scope, Support};
+use super::parse::{boolean, extra_value, number, range_error, single};
+use super::DEFAULT_PORT;
+use crate::codec::mqtt::topic::{valid_topic_filter, valid_topic_name};
 use crate::codec::mqtt::QoS;
 
 /// Which way messages of a `topic` line flow.
@@ -21,7 +26,8 @@ pub enum Direction {
 /// One `topic PATTERN [in|out|both] [QOS] [LOCAL_PREFIX REMOTE_PREFIX]` line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicMapping {
-    /// The topic pattern (a filter; may be empty when both prefixes are given).
+    /// The topic pattern (a filter; may be empty when a prefix is given: the prefixes are then
+    /// the whole topics).
     pub pattern: String,
     pub direction: Direction,
     /// The QoS of the subscriptions the bridge makes for this line.
@@ -60,7 +66,9 @@ pub struct BridgeTls {
     /// Client certificate and key, for remote brokers that require one.
     pub certfile: Option<PathBuf>,
     pub keyfile: Option<PathBuf>,
-    /// Do not verify the remote broker's host name against its certificate.
+    /// `bridge_insecure true`: with `cafile` or `capath`, the certificate is verified but not
+    /// the remote broker's host name against it; without either, the certificate is not
+    /// verified at all.
     pub insecure: bool,
     /// ALPN protocol name offered (`bridge_alpn`).
     pub alpn: Option<String>,
@@ -86,10 +94,11 @@ pub struct BridgeConfig {
     pub topics: Vec<TopicMapping>,
     pub protocol: BridgeProtocol,
     pub transport: BridgeTransport,
-    /// `None`: TLS off (no `bridge_cafile`/`bridge_capath`/`bridge_insecure`).
+    /// `None`: TLS off (none of `bridge_cafile`, `bridge_capath`, `bridge_certfile` and
+    /// `bridge_insecure true`).
     pub tls: Option<BridgeTls>,
-    /// Client identifier on the remote broker (`remote_clientid`, default `HOSTNAME.NAME`,
-    /// culex uses `culex.NAME`).
+    /// Client identifier on the remote broker (`remote_clientid`; mosquitto's default is
+    /// `HOSTNAME.NAME`, culex's `culex.NAME`).
     pub remote_clientid: String,
     /// Client identifier of the bridge's session on this broker (`local_clientid`, default
     /// `local.` + `remote_clientid`).
@@ -150,3 +159,449 @@ impl BridgeConfig {
         }
     }
 }
+
+/// What [`BridgeDraft::option`] did with an option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// Checked and set.
+    Set,
+    /// Accepted and ignored (`start_type automatic`, `bridge_attempt_unsubscribe`); a file
+    /// parser warns about it.
+    Ignored,
+}
+
+/// A bridge whose options are being read, one `(option, value text)` at a time, exactly as
+/// the lines of a `connection` block; [`Self::finish`] checks them together and applies the
+/// defaults that depend on other options, so their order does not matter.
+#[derive(Clone, Debug)]
+pub struct BridgeDraft {
+    config: BridgeConfig,
+    tls: BridgeTls,
+    /// `local_clientid` and `notification_topic` when set; else derived from
+    /// `remote_clientid` by [`Self::finish`].
+    local_clientid: Option<String>,
+    notification_topic: Option<String>,
+}
+
+impl BridgeDraft {
+    /// A bridge named `name` (the value of `connection`): non-empty, without spaces, `/`,
+    /// `+` or `#`.
+    pub fn new(name: &str) -> Result<Self, String> {
+        let name = single("connection", &name.split_whitespace().collect::<Vec<_>>())?;
+        if name.contains(['/', '+', '#', '\0']) {
+            return Err(format!(
+                "connection: expected a name without /, + or #, got \"{name}\""
+            ));
+        }
+        let mut config = BridgeConfig::new(name, "", DEFAULT_PORT);
+        config.addresses.clear();
+        Ok(Self {
+            config,
+            tls: BridgeTls::default(),
+            local_clientid: None,
+            notification_topic: None,
+        })
+    }
+
+    /// The bridge's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Applies one option of the block: `key` is its name, `text` the rest of its line.
+    /// Options that are not bridge options are refused, as are the bridge options of
+    /// mosquitto that culex does not implement.
+    pub fn option(&mut self, key: &str, text: &str) -> Result<Applied, String> {
+        let Some(spec) = options::lookup(key) else {
+            return Err(format!("unknown option \"{key}\""));
+        };
+        if spec.scope != Scope::Bridge {
+            return Err(format!("{key}: not a bridge option"));
+        }
+        let values: Vec<&str> = text.split_whitespace().collect();
+        match spec.support {
+            Support::NotYet => Err(format!("{key} is not supported in this version")),
+            Support::Ignored => ignored(key, &values),
+            Support::Supported => {
+                self.set(key, &values)?;
+                Ok(Applied::Set)
+            }
+        }
+    }
+
+    fn set(&mut self, key: &str, values: &[&str]) -> Result<(), String> {
+        let c = &mut self.config;
+        match key {
+            "address" | "addresses" => {
+                if values.is_empty() {
+                    return Err(format!("{key}: missing value"));
+                }
+                c.addresses = values
+                    .iter()
+                    .map(|v| remote_address(key, v))
+                    .collect::<Result<_, _>>()?;
+            }
+            "topic" => c.topics.push(topic(values)?),
+            "bridge_transport" => c.transport = transport(values)?,
+            "restart_timeout" => {
+                (c.restart_timeout_base_secs, c.restart_timeout_cap_secs) = restart(values)?;
+            }
+            _ => self.set_single(key, single(key, values)?)?,
+        }
+        Ok(())
+    }
+
+    fn set_single(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let c = &mut self.config;
+        let tls = &mut self.tls;
+        match key {
+            "round_robin" => c.round_robin = boolean(key, value)?,
+            "bridge_protocol_version" => {
+                c.protocol = match value {
+                    "mqttv311" => BridgeProtocol::V311,
+                    "mqttv50" => BridgeProtocol::V5,
+                    "mqttv31" => return Err(format!("{key}: mqttv31 is not supported")),
+                    _ => {
+                        return Err(format!(
+                            "{key}: expected mqttv311 or mqttv50, got \"{value}\""
+                        ))
+                    }
+                };
+            }
+            "remote_clientid" | "clientid" => c.remote_clientid = text(key, value)?,
+            "local_clientid" => self.local_clientid = Some(text(key, value)?),
+            "remote_username" | "username" => c.remote_username = Some(text(key, value)?),
+            "remote_password" | "password" => c.remote_password = Some(text(key, value)?),
+            "cleansession" => c.cleansession = boolean(key, value)?,
+            "keepalive_interval" => {
+                c.keepalive_secs = number(value, 5, u64::from(u16::MAX))
+                    .and_then(|n| u16::try_from(n).ok())
+                    .ok_or_else(|| range_error(key, value, 5, u64::from(u16::MAX)))?;
+            }
+            "try_private" => c.try_private = boolean(key, value)?,
+            "notifications" => c.notifications = boolean(key, value)?,
+            "notifications_local_only" => c.notifications_local_only = boolean(key, value)?,
+            "notification_topic" => {
+                if !valid_topic_name(value) {
+                    return Err(format!(
+                        "{key}: expected a topic name without + or #, got \"{value}\""
+                    ));
+                }
+                self.notification_topic = Some(value.to_owned());
+            }
+            "bridge_max_queued_messages" => {
+                let max = u64::from(u32::MAX);
+                c.max_queued_messages = number(value, 0, max)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or_else(|| range_error(key, value, 0, max))?;
+            }
+            "bridge_cafile" => tls.cafile = Some(PathBuf::from(value)),
+            "bridge_capath" => tls.capath = Some(PathBuf::from(value)),
+            "bridge_certfile" => tls.certfile = Some(PathBuf::from(value)),
+            "bridge_keyfile" => tls.keyfile = Some(PathBuf::from(value)),
+            "bridge_insecure" => tls.insecure = boolean(key, value)?,
+            "bridge_alpn" => {
+                if value.len() > 255 {
+                    return Err(format!(
+                        "{key}: expected a protocol name of at most 255 bytes, got \"{value}\""
+                    ));
+                }
+                tls.alpn = Some(value.to_owned());
+            }
+            _ => return Err(format!("unknown option \"{key}\"")),
+        }
+        Ok(())
+    }
+
+    /// The bridge, once its options are checked together: it needs an address, and the TLS
+    /// options must fit. `local_clientid` and `notification_topic` not set are derived from
+    /// `remote_clientid` here. The error concerns the block as a whole (a file parser
+    /// reports it at the `connection` line).
+    pub fn finish(self) -> Result<BridgeConfig, String> {
+        let mut config = self.config;
+        if config.addresses.is_empty() {
+            return Err(format!(
+                "connection: bridge \"{}\" has no address",
+                config.name
+            ));
+        }
+        if config.protocol == BridgeProtocol::V311
+            && config.remote_password.is_some()
+            && config.remote_username.is_none()
+        {
+            return Err(
+                "connection: remote_password requires remote_username with mqttv311".to_owned(),
+            );
+        }
+        let tls = self.tls;
+        if tls.certfile.is_some() != tls.keyfile.is_some() {
+            return Err(
+                "connection: bridge_certfile and bridge_keyfile must be given together".to_owned(),
+            );
+        }
+        let has_ca = tls.cafile.is_some() || tls.capath.is_some();
+        let on = has_ca || tls.certfile.is_some() || tls.insecure;
+        if on && !has_ca && !tls.insecure {
+            return Err(
+                "connection: bridge_certfile: the remote broker's certificate needs \
+                 bridge_cafile or bridge_capath (or bridge_insecure true)"
+                    .to_owned(),
+            );
+        }
+        if !on && tls.alpn.is_some() {
+            return Err(
+                "connection: bridge_alpn requires TLS (bridge_cafile, bridge_capath \
+                 or bridge_insecure true)"
+                    .to_owned(),
+            );
+        }
+        config.tls = on.then_some(tls);
+        let id = &config.remote_clientid;
+        config.local_clientid = self.local_clientid.unwrap_or_else(|| format!("local.{id}"));
+        config.notification_topic = self
+            .notification_topic
+            .unwrap_or_else(|| format!("$SYS/broker/connection/{id}/state"));
+        Ok(config)
+    }
+}
+
+/// The bridge named `name` with `options`, each an option name and its value as it would
+/// follow the name on a configuration line (a repeated option, such as `topic`, comes once
+/// per value). Options accepted and ignored are dropped without a warning.
+pub fn bridge_from_options(
+    name: &str,
+    options: &[(String, String)],
+) -> Result<BridgeConfig, String> {
+    let mut draft = BridgeDraft::new(name)?;
+    for (key, value) in options {
+        draft.option(key, value.trim())?;
+    }
+    draft.finish()
+}
+
+/// `start_type automatic` and `bridge_attempt_unsubscribe`: accepted, but they change
+/// nothing in culex.
+fn ignored(key: &str, values: &[&str]) -> Result<Applied, String> {
+    let value = single(key, values)?;
+    match key {
+        "start_type" => match value {
+            "automatic" => {}
+            "lazy" | "once" | "manual" => {
+                return Err(format!("{key} {value} is not supported in this version"))
+            }
+            _ => {
+                return Err(format!(
+                    "{key}: expected automatic, lazy, once or manual, got \"{value}\""
+                ))
+            }
+        },
+        "bridge_attempt_unsubscribe" => {
+            boolean(key, value)?;
+        }
+        _ => {}
+    }
+    Ok(Applied::Ignored)
+}
+
+/// An IPv6 address in text form: eight groups of 1 to 4 hex digits separated by `:`, one
+/// run of groups shortened to `::`, the last two groups possibly in dotted IPv4 form.
+fn is_ipv6(text: &str) -> bool {
+    let group = |g: &str| (1..=4).contains(&g.len()) && g.bytes().all(|b| b.is_ascii_hexdigit());
+    let ipv4 = |g: &str| {
+        let parts: Vec<&str> = g.split('.').collect();
+        parts.len() == 4
+            && parts
+                .iter()
+                .all(|p| number(p, 0, 255).is_some() && p.len() <= 3)
+    };
+    // The groups of one side of `::`, counted, IPv4 tail as two; `None` when invalid.
+    let count = |side: &str, last: bool| -> Option<usize> {
+        if side.is_empty() {
+            return Some(0);
+        }
+        let groups: Vec<&str> = side.split(':').collect();
+        let mut n = 0;
+        for (i, g) in groups.iter().enumerate() {
+            if last && i + 1 == groups.len() && ipv4(g) {
+                n += 2;
+            } else if group(g) {
+                n += 1;
+            } else {
+                return None;
+            }
+        }
+        Some(n)
+    };
+    match text.split_once("::") {
+        Some((head, tail)) => matches!(
+            (count(head, false), count(tail, true)),
+            (Some(h), Some(t)) if h + t <= 7
+        ),
+        None => count(text, true) == Some(8),
+    }
+}
+
+/// A client identifier, user name or password: an MQTT string.
+fn text(key: &str, value: &str) -> Result<String, String> {
+    if value.len() > usize::from(u16::MAX) {
+        return Err(format!("{key}: longer than 65535 bytes"));
+    }
+    Ok(value.to_owned())
+}
+
+/// `host`, `host:port`, `[ipv6]`, `[ipv6]:port` or a bare IPv6 address; the port defaults
+/// to 1883.
+fn remote_address(key: &str, text: &str) -> Result<RemoteAddress, String> {
+    let bad = || {
+        format!(
+            "{key}: expected host[:port], [IPv6 address]:port or an IPv6 address, got \"{text}\""
+        )
+    };
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(bad)?;
+        if !is_ipv6(host) {
+            return Err(bad());
+        }
+        match after {
+            "" => (host, None),
+            _ => (host, Some(after.strip_prefix(':').ok_or_else(bad)?)),
+        }
+    } else if text.matches(':').count() > 1 {
+        if !is_ipv6(text) {
+            return Err(bad());
+        }
+        (text, None)
+    } else {
+        match text.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        }
+    };
+    if host.is_empty() || host.contains(['[', ']', '/', '\0']) {
+        return Err(bad());
+    }
+    let port = match port {
+        None => DEFAULT_PORT,
+        Some(p) => number(p, 1, u64::from(u16::MAX))
+            .and_then(|n| u16::try_from(n).ok())
+            .ok_or_else(|| format!("{key}: expected a port from 1 to 65535, got \"{p}\""))?,
+    };
+    Ok(RemoteAddress {
+        host: host.to_owned(),
+        port,
+    })
+}
+
+/// `topic PATTERN [in|out|both [QOS [LOCAL_PREFIX REMOTE_PREFIX]]]`; `""` is the empty
+/// pattern or prefix.
+fn topic(values: &[&str]) -> Result<TopicMapping, String> {
+    let unquote = |v: &str| {
+        if v == "\"\"" {
+            String::new()
+        } else {
+            v.to_owned()
+        }
+    };
+    let Some((pattern, rest)) = values.split_first() else {
+        return Err("topic: missing value".to_owned());
+    };
+    let direction = match rest.first().copied() {
+        None | Some("out") => Direction::Out,
+        Some("in") => Direction::In,
+        Some("both") => Direction::Both,
+        Some(v) => return Err(format!("topic: expected in, out or both, got \"{v}\"")),
+    };
+    let qos = match rest.get(1) {
+        None => QoS::AtMostOnce,
+        Some(v) => number(v, 0, 2)
+            .and_then(|n| u8::try_from(n).ok())
+            .and_then(QoS::from_u8)
+            .ok_or_else(|| format!("topic: expected a QoS of 0, 1 or 2, got \"{v}\""))?,
+    };
+    let (local_prefix, remote_prefix) = match rest.get(2..).unwrap_or_default() {
+        [] => (String::new(), String::new()),
+        [local] => {
+            return Err(format!(
+                "topic: the local prefix \"{local}\" needs a remote prefix after it \
+                 (\"\" for none)"
+            ))
+        }
+        [local, remote] => (unquote(local), unquote(remote)),
+        [_, _, extra, ..] => return Err(extra_value("topic", extra)),
+    };
+    let pattern = unquote(pattern);
+    if let Some(p) = [&local_prefix, &remote_prefix]
+        .into_iter()
+        .find(|p| p.contains(['+', '#']))
+    {
+        return Err(format!(
+            "topic: a prefix must not contain + or #, got \"{p}\""
+        ));
+    }
+    if pattern.is_empty() && local_prefix.is_empty() && remote_prefix.is_empty() {
+        return Err("topic: an empty pattern (\"\") needs a local or remote prefix".to_owned());
+    }
+    for (side, prefix) in [("local", &local_prefix), ("remote", &remote_prefix)] {
+        let filter = format!("{prefix}{pattern}");
+        if !valid_topic_filter(&filter) {
+            return Err(format!(
+                "topic: the {side} topic filter \"{filter}\" (prefix and pattern) is not valid"
+            ));
+        }
+    }
+    Ok(TopicMapping {
+        pattern,
+        direction,
+        qos,
+        local_prefix,
+        remote_prefix,
+    })
+}
+
+/// `bridge_transport tcp` or `bridge_transport websockets [PATH]`.
+fn transport(values: &[&str]) -> Result<BridgeTransport, String> {
+    const KEY: &str = "bridge_transport";
+    match values {
+        [] => Err(format!("{KEY}: missing value")),
+        ["tcp"] => Ok(BridgeTransport::Tcp),
+        ["tcp", extra, ..] => Err(extra_value(KEY, extra)),
+        ["websockets"] => Ok(BridgeTransport::WebSockets {
+            path: "/mqtt".to_owned(),
+        }),
+        ["websockets", path] if path.starts_with('/') => Ok(BridgeTransport::WebSockets {
+            path: (*path).to_owned(),
+        }),
+        ["websockets", path] => Err(format!("{KEY}: the path must start with /, got \"{path}\"")),
+        ["websockets", _, extra, ..] => Err(extra_value(KEY, extra)),
+        [other, ..] => Err(format!(
+            "{KEY}: expected tcp or websockets, got \"{other}\""
+        )),
+    }
+}
+
+/// `restart_timeout BASE [CAP]`: the base delay and the cap of the backoff, in seconds.
+fn restart(values: &[&str]) -> Result<(u32, Option<u32>), String> {
+    const KEY: &str = "restart_timeout";
+    let seconds = |v: &str| {
+        number(v, 1, u64::from(u32::MAX))
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| range_error(KEY, v, 1, u64::from(u32::MAX)))
+    };
+    match values {
+        [] => Err(format!("{KEY}: missing value")),
+        [base] => Ok((seconds(base)?, None)),
+        [base, cap] => {
+            let (base, cap) = (seconds(base)?, seconds(cap)?);
+            if cap < base {
+                return Err(format!(
+                    "{KEY}: the cap ({cap}) must not be below the base ({base})"
+                ));
+            }
+            Ok((base, Some(cap)))
+        }
+        [_, _, extra, ..] => Err(extra_value(KEY, extra)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

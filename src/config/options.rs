@@ -10,6 +10,8 @@ pub enum Scope {
     /// Applies to the listener block it appears in (before any `listener` line: the
     /// default listener).
     Listener,
+    /// Applies to the bridge (`connection` block) it appears in; an error elsewhere.
+    Bridge,
 }
 
 /// How culex treats an option.
@@ -39,7 +41,7 @@ pub struct OptionSpec {
     pub example: &'static str,
 }
 
-use Scope::{Global, Listener};
+use Scope::{Bridge, Global, Listener};
 
 const fn supported(
     name: &'static str,
@@ -73,9 +75,30 @@ const fn ignored(name: &'static str, example: &'static str) -> OptionSpec {
 }
 
 const fn not_yet(name: &'static str) -> OptionSpec {
+    not_yet_in(name, Global)
+}
+
+/// A bridge option of mosquitto whose value culex accepts and ignores.
+const fn bridge_ignored(
+    name: &'static str,
+    value: &'static str,
+    example: &'static str,
+) -> OptionSpec {
     OptionSpec {
         name,
-        scope: Global,
+        scope: Bridge,
+        value,
+        default: "-",
+        reloadable: false,
+        support: Support::Ignored,
+        example,
+    }
+}
+
+const fn not_yet_in(name: &'static str, scope: Scope) -> OptionSpec {
+    OptionSpec {
+        name,
+        scope,
         value: "-",
         default: "-",
         reloadable: false,
@@ -142,6 +165,40 @@ pub const OPTIONS: &[OptionSpec] = &[
         "interval 9",
     ),
     supported("include_dir", Global, "directory", "none", true, "/etc/culex/conf.d"),
+    supported("connection", Global, "name", "none", false, "b2"),
+    supported("address", Bridge, "host[:port] ...", "none", false, "10.0.0.1 [::1]:1884"),
+    supported("addresses", Bridge, "host[:port] ...", "none", false, "broker.example.com"),
+    supported("round_robin", Bridge, "boolean", "false", false, "true"),
+    supported("topic", Bridge, "pattern [direction [qos [prefixes]]]", "none", false,
+              "sensors/# both 1 \"\" site1/"),
+    supported("bridge_protocol_version", Bridge, "mqttv311 | mqttv50", "mqttv311", false,
+              "mqttv50"),
+    supported("remote_clientid", Bridge, "id", "culex.NAME", false, "site1"),
+    supported("clientid", Bridge, "id", "culex.NAME", false, "site1"),
+    supported("local_clientid", Bridge, "id", "local.REMOTE_CLIENTID", false, "site1.local"),
+    supported("remote_username", Bridge, "name", "none", false, "site1"),
+    supported("username", Bridge, "name", "none", false, "site1"),
+    supported("remote_password", Bridge, "password", "none", false, "secret"),
+    supported("password", Bridge, "password", "none", false, "secret"),
+    supported("cleansession", Bridge, "boolean", "false", false, "true"),
+    supported("keepalive_interval", Bridge, "seconds", "60", false, "30"),
+    supported("try_private", Bridge, "boolean", "true", false, "false"),
+    supported("notifications", Bridge, "boolean", "true", false, "false"),
+    supported("notification_topic", Bridge, "topic",
+              "$SYS/broker/connection/REMOTE_CLIENTID/state", false, "bridges/site1"),
+    supported("notifications_local_only", Bridge, "boolean", "false", false, "true"),
+    supported("restart_timeout", Bridge, "base [cap]", "5 30", false, "10 120"),
+    supported("bridge_cafile", Bridge, "file", "none", false, "/etc/culex/remote-ca.crt"),
+    supported("bridge_capath", Bridge, "directory", "none", false, "/etc/ssl/certs"),
+    supported("bridge_certfile", Bridge, "file", "none", false, "/etc/culex/bridge.crt"),
+    supported("bridge_keyfile", Bridge, "file", "none", false, "/etc/culex/bridge.key"),
+    supported("bridge_insecure", Bridge, "boolean", "false", false, "true"),
+    supported("bridge_alpn", Bridge, "protocol", "none", false, "mqtt"),
+    supported("bridge_max_queued_messages", Bridge, "integer", "0", false, "5000"),
+    supported("bridge_transport", Bridge, "tcp | websockets [path]", "tcp", false,
+              "websockets /ws"),
+    bridge_ignored("start_type", "automatic", "automatic"),
+    bridge_ignored("bridge_attempt_unsubscribe", "boolean", "true"),
     ignored("log_dest", "stderr"),
     ignored("log_type", "all"),
     ignored("log_timestamp", "true"),
@@ -158,7 +215,21 @@ pub const OPTIONS: &[OptionSpec] = &[
     not_yet("auth_plugin"),
     not_yet("crlfile"),
     not_yet("dhparamfile"),
-    not_yet("connection"),
+    not_yet_in("bridge_bind_address", Bridge),
+    not_yet_in("bridge_identity", Bridge),
+    not_yet_in("bridge_psk", Bridge),
+    not_yet_in("bridge_tls_version", Bridge),
+    not_yet_in("bridge_require_ocsp", Bridge),
+    not_yet_in("bridge_outgoing_retain", Bridge),
+    not_yet_in("bridge_reload_type", Bridge),
+    not_yet_in("bridge_receive_maximum", Bridge),
+    not_yet_in("bridge_session_expiry_interval", Bridge),
+    not_yet_in("bridge_max_packet_size", Bridge),
+    not_yet_in("bridge_max_topic_alias", Bridge),
+    not_yet_in("idle_timeout", Bridge),
+    not_yet_in("threshold", Bridge),
+    not_yet_in("local_username", Bridge),
+    not_yet_in("local_password", Bridge),
 ];
 
 /// Option name prefixes that belong to features not in this version.
@@ -262,6 +333,7 @@ mod tests {
             let scope = match spec.scope {
                 Global => "Scope: global.",
                 Listener => "Scope: listener.",
+                Bridge => "Scope: bridge.",
             };
             let reload = if spec.reloadable {
                 "Reloaded on SIGHUP."

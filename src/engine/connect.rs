@@ -19,6 +19,7 @@ impl Engine {
         let v5 = version.is_v5();
         if let Some(cs) = self.conns.get_mut(&conn) {
             cs.version = version;
+            cs.bridge = c.bridge && !v5;
         }
         self.actions.push_back(Action::SetVersion { conn, version });
         let peer = self.peer(conn);
@@ -58,7 +59,10 @@ impl Engine {
         let mut keep_alive = c.keep_alive;
         let mut server_keep_alive = None;
         let max_ka = self.limits.max_keepalive;
-        let gateway = self.conns.get(&conn).is_some_and(|c| c.gateway);
+        let gateway = self
+            .conns
+            .get(&conn)
+            .is_some_and(|c| c.gateway || c.internal);
         if v5 && !gateway && (keep_alive > max_ka || (keep_alive == 0 && max_ka < u16::MAX)) {
             keep_alive = max_ka;
             server_keep_alive = Some(max_ka);

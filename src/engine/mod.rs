@@ -86,6 +86,10 @@ struct Conn {
     mount: Option<Rc<str>>,
     /// Whether a gateway in front of the engine watches the client's liveness (MQTT-SN).
     gateway: bool,
+    /// The client is another broker's 3.1.1 bridge (the bridge bit of its CONNECT).
+    bridge: bool,
+    /// The broker's own client (the local session of a bridge): no keep alive imposed.
+    internal: bool,
 }
 
 /// What the engine needs to know of a listener.
@@ -93,6 +97,7 @@ struct Conn {
 struct ListenerRole {
     mount: Option<Rc<str>>,
     gateway: bool,
+    internal: bool,
 }
 
 /// Counters behind `$SYS`.
@@ -230,6 +235,18 @@ impl Engine {
         let role = ListenerRole {
             mount: mount.map(Rc::from),
             gateway: false,
+            internal: false,
+        };
+        self.listeners.insert(id, role);
+    }
+
+    /// The pseudo-listener of the broker's own clients (the local sessions of bridges):
+    /// no mount point, no keep alive imposed.
+    pub fn add_internal_listener(&mut self, id: ListenerId) {
+        let role = ListenerRole {
+            mount: None,
+            gateway: false,
+            internal: true,
         };
         self.listeners.insert(id, role);
     }
@@ -277,6 +294,8 @@ impl Engine {
                 identity: None,
                 mount: role.mount,
                 gateway: role.gateway,
+                bridge: false,
+                internal: role.internal,
             },
         );
         if self.shutting_down {

@@ -23,6 +23,7 @@ impl Engine {
             return self.violation(conn, ReasonCode::ProtocolError, "SUBSCRIBE", "MQTT-3.8.2-1");
         }
         let identifier = ids.first().copied();
+        let bridge = self.conns.get(&conn).is_some_and(|c| c.bridge);
         let mount = self.sessions[key]
             .link
             .as_ref()
@@ -54,6 +55,13 @@ impl Engine {
             }
             let mut options = *opts;
             options.qos = options.qos.min(self.limits.max_qos);
+            if bridge && group.is_none() {
+                // Another broker's 3.1.1 bridge: its own messages are not sent back to it,
+                // and retained messages keep their flag, as No Local and Retain As
+                // Published do in 5.0.
+                options.no_local = true;
+                options.retain_as_published = true;
+            }
             let entry = Subscription {
                 options,
                 identifier,

@@ -29,6 +29,7 @@ pub(super) fn engine_connect(client_id: String, clean: bool, username: Option<St
         will: None,
         username,
         password: None,
+        bridge: false,
     }))
 }
 

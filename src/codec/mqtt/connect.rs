@@ -33,13 +33,19 @@ fn protocol_name(version: ProtocolVersion) -> &'static str {
     }
 }
 
+/// The bit of the protocol level that marks a bridge.
+const BRIDGE_BIT: u8 = 0x80;
+
 /// Decodes a CONNECT body (everything after the fixed header).
 pub(crate) fn decode_connect(r: &mut Reader<'_>) -> Result<Connect, DecodeError> {
     let name = r.str()?;
     let level = r.u8()?;
-    let version = match (name, level) {
+    // The high bit of a 3.1/3.1.1 level marks a bridge (a non-normative extension that
+    // mosquitto and other brokers speak).
+    let bridge = level & BRIDGE_BIT != 0 && level & !BRIDGE_BIT < 5;
+    let version = match (name, level & !BRIDGE_BIT) {
         (NAME_MQTT, 4) => ProtocolVersion::V311,
-        (NAME_MQTT, 5) => ProtocolVersion::V5,
+        (NAME_MQTT, 5) if !bridge => ProtocolVersion::V5,
         (NAME_MQISDP, 3) => ProtocolVersion::V31,
         // A known protocol name at a level this server does not speak. [MQTT-3.1.2-2]
         (NAME_MQTT | NAME_MQISDP, _) => return Err(unsupported("MQTT-3.1.2-2")),
@@ -126,6 +132,7 @@ pub(crate) fn decode_connect(r: &mut Reader<'_>) -> Result<Connect, DecodeError>
         will,
         username,
         password,
+        bridge,
     })
 }
 
@@ -158,7 +165,8 @@ pub(crate) fn connect_len(c: &Connect) -> usize {
 pub(crate) fn encode_connect(c: &Connect, out: &mut Vec<u8>) {
     let v5 = c.protocol.is_v5();
     out.put_str(protocol_name(c.protocol));
-    out.put_u8(c.protocol.level());
+    let bridge = if c.bridge && !v5 { BRIDGE_BIT } else { 0 };
+    out.put_u8(c.protocol.level() | bridge);
     let mut flags = 0u8;
     if c.clean_start {
         flags |= FLAG_CLEAN;
@@ -369,6 +377,7 @@ mod tests {
                 }),
                 username: Some("user".into()),
                 password: Some(vec![0xFF; 4]),
+                bridge: false,
             };
             if protocol.is_v5() {
                 c.properties.authentication_method = Some("PLAIN".into());
@@ -384,6 +393,28 @@ mod tests {
     }
 
     #[test]
+    fn the_bridge_bit_marks_a_3_1_1_bridge_and_round_trips() {
+        let c = Connect {
+            protocol: V311,
+            clean_start: true,
+            keep_alive: 60,
+            properties: Properties::default(),
+            client_id: "b".into(),
+            will: None,
+            username: None,
+            password: None,
+            bridge: true,
+        };
+        let bytes = super::super::test_support::enc(&Packet::Connect(Box::new(c.clone())), V311);
+        assert_eq!(bytes[8], 0x84, "protocol level with the bridge bit");
+        value_round_trip(&Packet::Connect(Box::new(c)), V311);
+        // 0x85 is no version at all: refused like any unknown level.
+        let mut v5 = bytes.clone();
+        v5[8] = 0x85;
+        assert!(decode(&v5, V311).is_err());
+    }
+
+    #[test]
     fn connect_v5_password_without_username_is_allowed() {
         let c = Connect {
             protocol: V5,
@@ -394,6 +425,7 @@ mod tests {
             will: None,
             username: None,
             password: Some(b"secret".to_vec()),
+            bridge: false,
         };
         value_round_trip(&Packet::Connect(Box::new(c)), V5);
     }
@@ -495,6 +527,7 @@ mod tests {
             }),
             username: None,
             password: None,
+            bridge: false,
         };
         let b = super::super::test_support::enc(&Packet::Connect(Box::new(c)), V5);
         let e = err(&b, V5);

@@ -129,6 +129,10 @@ pub struct Connect {
     pub will: Option<Will>,
     pub username: Option<String>,
     pub password: Option<Vec<u8>>,
+    /// The bridge bit of a 3.1 or 3.1.1 protocol level (0x83, 0x84): the client is another
+    /// broker's bridge, which must not be sent back its own messages (mosquitto's
+    /// `try_private`). Always false in 5.0, where No Local does the same.
+    pub bridge: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -519,6 +523,7 @@ mod tests {
             will: Some(will.clone()),
             username: Some("u".into()),
             password: Some(vec![9]),
+            bridge: false,
         };
         let ack = Ack {
             packet_id: 7,

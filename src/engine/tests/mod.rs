@@ -132,6 +132,7 @@ fn connect(id: &str, protocol: ProtocolVersion, clean_start: bool) -> Connect {
         will: None,
         username: None,
         password: None,
+        bridge: false,
     }
 }
 

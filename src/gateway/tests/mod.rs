@@ -85,6 +85,7 @@ impl Harness {
             will: None,
             username: None,
             password: None,
+            bridge: false,
         };
         h.mqtt(Packet::Connect(Box::new(connect)));
         h.mqtt_in.clear();

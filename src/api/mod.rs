@@ -10,6 +10,7 @@
 //! token when the listener has one (401); then the route (404, 405 with `Allow`); then, for a
 //! write on a listener without a token, 403; then the endpoint's own checks (400, 409, 415).
 
+mod bridges;
 mod read;
 mod view;
 mod write;
@@ -49,6 +50,20 @@ pub struct ListenerInfo {
     pub connections: u64,
     pub max_connections: Option<u32>,
     pub mount_point: Option<String>,
+}
+
+/// A bridge as the API shows it.
+#[derive(Debug, Clone)]
+pub struct BridgeInfo {
+    pub config: crate::config::bridge::BridgeConfig,
+    /// `connected`, `connecting`, `waiting` or `stopped`.
+    pub state: &'static str,
+    /// The address in use or last tried, `host:port`.
+    pub address: Option<String>,
+    pub connects: u64,
+    pub messages_out: u64,
+    pub messages_in: u64,
+    pub last_error: Option<String>,
 }
 
 /// Why the host could not carry out a command.
@@ -93,6 +108,16 @@ pub trait Host {
     /// Carries out a command on the engine, applying what the engine asks in return.
     /// False when the client, session or retained message named does not exist.
     fn command(&mut self, command: Command) -> bool;
+    /// Every bridge, in the order they were added.
+    fn bridges(&self) -> Vec<BridgeInfo>;
+    /// Adds a bridge, which connects at once.
+    fn add_bridge(
+        &mut self,
+        config: crate::config::bridge::BridgeConfig,
+    ) -> Result<BridgeInfo, HostError>;
+    /// Stops and removes a bridge; its queue of outgoing messages is dropped unless
+    /// `keep_queue`.
+    fn remove_bridge(&mut self, name: &str, keep_queue: bool) -> Result<(), HostError>;
 }
 
 /// What the API knows of the listener a request came in on.
@@ -214,13 +239,14 @@ fn allowed(path: &str) -> Option<&'static [&'static str]> {
             READ
         }
         "/retained" => READ_DELETE,
-        "/listeners" => &["GET", "HEAD", "POST"],
+        "/listeners" | "/bridges" => &["GET", "HEAD", "POST"],
         "/config" => &["GET", "HEAD", "PUT"],
         "/publish" => &["POST"],
         _ => {
             let id = rest
                 .strip_prefix("/clients/")
-                .or_else(|| rest.strip_prefix("/sessions/"));
+                .or_else(|| rest.strip_prefix("/sessions/"))
+                .or_else(|| rest.strip_prefix("/bridges/"));
             match id {
                 Some(id) if !id.is_empty() => READ_DELETE,
                 _ => match rest.strip_prefix("/listeners/") {

@@ -68,6 +68,7 @@ pub(super) fn get(host: &mut dyn Host, req: &Request, rest: &str) -> Result<Resp
             no_query(req)?;
             ok_json(200, &config_view(host))
         }
+        "/bridges" => super::bridges::get(host, req, None),
         "/metrics" => {
             no_query(req)?;
             let mut r = Response::new(200);
@@ -76,6 +77,9 @@ pub(super) fn get(host: &mut dyn Host, req: &Request, rest: &str) -> Result<Resp
             Ok(r)
         }
         _ => {
+            if let Some(name) = rest.strip_prefix("/bridges/") {
+                return super::bridges::get(host, req, Some(name));
+            }
             no_query(req)?;
             if let Some(id) = rest.strip_prefix("/clients/") {
                 return client(host, id);

@@ -71,6 +71,21 @@ impl Host for FakeHost {
     fn set_limits(&mut self, limits: Limits) {
         self.engine.set_limits(Millis(5_000), limits);
     }
+    fn bridges(&self) -> Vec<BridgeInfo> {
+        Vec::new()
+    }
+    fn add_bridge(
+        &mut self,
+        config: crate::config::bridge::BridgeConfig,
+    ) -> Result<BridgeInfo, HostError> {
+        Err(HostError::Conflict(format!(
+            "no bridges here: {}",
+            config.name
+        )))
+    }
+    fn remove_bridge(&mut self, name: &str, _keep_queue: bool) -> Result<(), HostError> {
+        Err(HostError::NotFound(format!("no bridge {name}")))
+    }
     fn command(&mut self, command: Command) -> bool {
         self.commands.push(format!("{command:?}"));
         match command {

@@ -35,6 +35,10 @@ pub(super) fn write(
             no_query(req)?;
             update_config(host, body(req)?)
         }
+        ("POST", "/bridges") => {
+            no_query(req)?;
+            super::bridges::add(host, body(req)?)
+        }
         ("POST", "/listeners") => {
             no_query(req)?;
             let l = host.open_listener(listener_config(body(req)?)?)?;
@@ -55,6 +59,9 @@ pub(super) fn write(
             })
         }
         ("DELETE", _) => {
+            if let Some(name) = rest.strip_prefix("/bridges/") {
+                return super::bridges::delete(host, req, name);
+            }
             if let Some(id) = rest.strip_prefix("/clients/") {
                 check_query(req, &["reason_code"])?;
                 let reason = reason_code(req)?;

@@ -11,6 +11,7 @@ use std::rc::Rc;
 
 use mio::Token;
 
+use super::bridge::BridgeLink;
 use super::http::HttpConn;
 use super::listener::Identity;
 use super::Reactor;
@@ -81,6 +82,8 @@ pub(super) struct Conn {
     pub(super) identity: Identity,
     /// The HTTP state of a connection to an API listener; `None` for MQTT.
     pub(super) http: Option<Box<HttpConn>>,
+    /// The bridge of a connection this broker opened to a remote broker.
+    pub(super) bridge: Option<BridgeLink>,
 }
 
 impl Conn {
@@ -102,6 +105,7 @@ impl Conn {
             held: false,
             identity: Identity::None,
             http: None,
+            bridge: None,
         }
     }
 
@@ -238,6 +242,9 @@ impl Reactor {
                 return;
             };
             budget = budget.saturating_sub(got);
+            if self.conns.get(key).is_some_and(|c| c.bridge.is_some()) {
+                self.bridge_conn_progress(key);
+            }
             let identity = self.conns.get(key).map(|c| c.identity);
             if identity.is_some_and(|i| i != Identity::None) && outcome.is_ok() {
                 self.take_identity(key);
@@ -381,7 +388,10 @@ impl Reactor {
                     match mqtt::decode(frame, version) {
                         Ok(packet) => {
                             *packets -= 1;
-                            self.feed(Input::Packet { conn: id, packet });
+                            match conn.bridge {
+                                Some(link) => self.bridge_packet(link.slot, packet),
+                                None => self.feed(Input::Packet { conn: id, packet }),
+                            }
                             continue;
                         }
                         Err(e) => e,
@@ -391,6 +401,18 @@ impl Reactor {
                 Split::Invalid(e) => e,
             };
             log::debug!("{id} {}: cannot decode: {error}", conn.peer);
+            if conn.bridge.is_some() {
+                // A remote broker that sends garbage: the bridge starts over.
+                log::warn!(
+                    "{id} {}: bad packet from the remote broker: {error}",
+                    conn.peer
+                );
+                if let Some(conn) = self.conns.get_mut(key) {
+                    conn.break_off("bad packet from the remote broker");
+                    self.close_queue.push(key);
+                }
+                break;
+            }
             // The rest of the stream cannot be framed any more; the engine decides the answer
             // and the close.
             self.stop_reading(key);

@@ -58,6 +58,9 @@ impl Reactor {
 
     /// A writable (or error) event: the next flush may make progress.
     pub(super) fn writable(&mut self, key: usize) {
+        if self.conns.get(key).is_some_and(|c| c.bridge.is_some()) {
+            self.bridge_conn_progress(key);
+        }
         if let Some(conn) = self.conns.get_mut(key) {
             conn.write_blocked = false;
             if !conn.outbound.is_empty() || conn.transport.wants_write() {
@@ -195,9 +198,12 @@ impl Reactor {
         log::debug!("{} {}: closed: {reason}", conn.id, conn.peer);
         let id = conn.id;
         let http = conn.http.is_some();
+        let bridge = conn.bridge;
         // Dropping the connection closes the socket and frees its buffers.
         drop(conn);
-        if http {
+        if let Some(link) = bridge {
+            self.bridge_conn_closed(link, id, reason);
+        } else if http {
             self.http_keys.remove(&key);
         } else {
             self.feed(Input::Closed { conn: id, reason });

@@ -14,7 +14,7 @@ use std::rc::Rc;
 use super::conn::{ConnState, OUT_BUFFER_SOFT_MAX};
 use super::listener::HttpSettings;
 use super::Reactor;
-use crate::api::{self, Command, Host, HostError, ListenerInfo, Origin};
+use crate::api::{self, BridgeInfo, Command, Host, HostError, ListenerInfo, Origin};
 use crate::clock::Millis;
 use crate::codec::http::{
     encode_response, http_date, parse_request, HttpError, ParseLimits, Parsed, Request, Response,
@@ -404,5 +404,40 @@ impl Host for Reactor {
         };
         self.drain_engine();
         done
+    }
+
+    fn bridges(&self) -> Vec<BridgeInfo> {
+        self.bridge_infos()
+    }
+
+    fn add_bridge(
+        &mut self,
+        config: crate::config::bridge::BridgeConfig,
+    ) -> Result<BridgeInfo, HostError> {
+        let name = config.name.clone();
+        if self.shutdown_deadline.is_some() {
+            return Err(HostError::Conflict(
+                "the broker is shutting down".to_owned(),
+            ));
+        }
+        if self.bridge_slot(&name).is_some() {
+            return Err(HostError::Conflict(format!(
+                "a bridge named {name:?} exists"
+            )));
+        }
+        Self::add_bridge(self, config, false).map_err(HostError::Invalid)?;
+        log::info!("bridge {name} added over the API");
+        self.bridge_infos()
+            .into_iter()
+            .find(|b| b.config.name == name)
+            .ok_or_else(|| HostError::NotFound(format!("bridge {name} stopped at once")))
+    }
+
+    fn remove_bridge(&mut self, name: &str, keep_queue: bool) -> Result<(), HostError> {
+        let Some(key) = self.bridge_slot(name) else {
+            return Err(HostError::NotFound(format!("no bridge {name:?}")));
+        };
+        Self::remove_bridge(self, key, keep_queue);
+        Ok(())
     }
 }

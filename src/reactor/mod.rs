@@ -35,6 +35,7 @@
 //! or until [`SHUTDOWN_GRACE_MS`] have passed; the last changes are committed and flushed
 //! to disk before it returns.
 
+mod bridge;
 mod conn;
 mod flush;
 mod http;
@@ -138,6 +139,13 @@ pub struct Reactor {
     last_released: usize,
     /// Datagrams to send after the turn's commit: (listener index, peer, bytes).
     datagrams: Vec<(usize, std::net::SocketAddr, Vec<u8>)>,
+    /// Bridges; the local session connection of each (known to the engine only); the
+    /// bridges with outputs to carry out; whether they are being carried out now.
+    bridges: Slab<bridge::BridgeSlot>,
+    bridge_locals: BTreeMap<ConnId, usize>,
+    bridge_dirty: Vec<usize>,
+    bridge_pumping: bool,
+    bridge_seed: u64,
     /// The slab keys of API connections, and when their deadlines are next checked.
     http_keys: BTreeSet<usize>,
     next_http_sweep: Millis,
@@ -190,7 +198,8 @@ impl Reactor {
                 )?);
             }
         }
-        Ok(Self {
+        let bridges = config.bridges.clone();
+        let mut reactor = Self {
             conn_base: sn_base + sn.len() * TOKENS_PER_SN_LISTENER,
             sn_base,
             sn,
@@ -222,8 +231,20 @@ impl Reactor {
             last_released: 0,
             datagrams: Vec::new(),
             http_keys: BTreeSet::new(),
+            bridges: Slab::new(),
+            bridge_locals: BTreeMap::new(),
+            bridge_dirty: Vec::new(),
+            bridge_pumping: false,
+            bridge_seed: seed.rotate_left(23),
             next_http_sweep: now,
-        })
+        };
+        reactor
+            .engine
+            .add_internal_listener(crate::bridge::mqtt::BRIDGE_LISTENER);
+        for b in bridges {
+            reactor.add_bridge(b, true).map_err(io::Error::other)?;
+        }
+        Ok(reactor)
     }
 
     /// Runs until a clean shutdown completes. Only a failure of the poller is an error.
@@ -251,6 +272,7 @@ impl Reactor {
                 self.feed(Input::Tick);
             }
             self.gateway_timers();
+            self.bridge_timers();
             self.sweep_http();
             // 5. Traffic.
             let traffic = std::mem::take(&mut self.traffic);
@@ -294,6 +316,7 @@ impl Reactor {
             self.gateway_deadline(),
             self.store.as_ref().and_then(Store::next_deadline),
             self.http_deadline(),
+            self.bridge_deadline(),
         ];
         for deadline in deadlines.into_iter().flatten() {
             ms = ms.min(deadline.since(self.now));
@@ -437,9 +460,20 @@ impl Reactor {
         while let Some(action) = self.engine.poll_action() {
             self.apply(action);
         }
+        if !self.bridge_dirty.is_empty() {
+            self.pump_bridges();
+        }
     }
 
     fn apply(&mut self, action: Action) {
+        let action = if self.bridge_locals.is_empty() {
+            action
+        } else {
+            match self.bridge_action(action) {
+                Some(action) => action,
+                None => return,
+            }
+        };
         let conn = match &action {
             Action::Send { conn, .. }
             | Action::Close { conn }
@@ -498,6 +532,7 @@ impl Reactor {
         }
         self.accept_retry.clear();
         self.close_http_conns();
+        self.stop_bridges();
         self.shutdown_deadline = Some(self.now.saturating_add_ms(SHUTDOWN_GRACE_MS));
         self.feed(Input::Shutdown);
     }

@@ -1,0 +1,476 @@
+//! Bridges in the loop: the reactor's side of `bridge::Bridge`. It opens each bridge's
+//! connection to its remote broker (TCP, TLS, WebSocket, secure WebSocket), feeds the
+//! packets read there to the bridge, writes what the bridge sends, and passes the bridge's
+//! inputs for its local session to the engine and the engine's answers back.
+//!
+//! Owns the bridge table and the link between a bridge, its remote connection (a `Conn` in
+//! the slab, read and written like any other) and its local session's connection id (known
+//! to the engine only). Every call into a bridge is followed by [`Reactor::pump_bridges`],
+//! which carries out what the bridge asked, in order. Remote addresses are resolved when the
+//! bridge is created (at start-up, or an IP address over the API), never in the loop.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use mio::{Interest, Token};
+
+use super::conn::{Conn, ConnState};
+use super::Reactor;
+use crate::api::BridgeInfo;
+use crate::bridge::{Bridge, Output, State};
+use crate::clock::Millis;
+use crate::codec::mqtt::{Packet, ProtocolVersion};
+use crate::config::bridge::{BridgeConfig, BridgeProtocol, BridgeTransport};
+use crate::engine::event::{Action, ConnId, Input, ListenerId};
+use crate::transport::tls_config::{client_config, ClientTlsSettings};
+use crate::transport::{TcpTransport, Transport};
+
+/// Bridges at once, from the configuration and the API together.
+pub(super) const BRIDGES_MAX: usize = 64;
+
+/// One bridge and what the reactor keeps for it.
+pub(super) struct BridgeSlot {
+    pub(super) bridge: Bridge,
+    /// The resolved addresses, one list per configured address.
+    resolved: Vec<Vec<SocketAddr>>,
+    /// The TLS client configuration, built once.
+    tls: Option<Arc<rustls::ClientConfig>>,
+    /// The remote connection, while one is open or opening.
+    remote: Option<ConnId>,
+    /// The remote connection's handshakes are done and the bridge was told.
+    up: bool,
+}
+
+/// What a remote connection's `Conn` knows of its bridge.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct BridgeLink {
+    pub(super) slot: usize,
+    /// The bridge closed it itself: no `transport_down` when it goes.
+    pub(super) closed_by_bridge: bool,
+}
+
+impl BridgeSlot {
+    /// Resolves the addresses and builds the TLS configuration of `config`. `may_resolve`:
+    /// host names may be looked up (at start-up); otherwise only IP addresses and
+    /// `localhost` are taken, so the loop never waits for a name server.
+    pub(super) fn new(
+        config: BridgeConfig,
+        seed: u64,
+        now: Millis,
+        receive_max: u16,
+        may_resolve: bool,
+    ) -> io::Result<Self> {
+        let mut resolved = Vec::with_capacity(config.addresses.len());
+        for a in &config.addresses {
+            let host = a.host.trim_start_matches('[').trim_end_matches(']');
+            let addrs: Vec<SocketAddr> = if let Ok(ip) = host.parse::<IpAddr>() {
+                vec![SocketAddr::new(ip, a.port)]
+            } else if host.eq_ignore_ascii_case("localhost") {
+                vec![SocketAddr::new(Ipv4Addr::LOCALHOST.into(), a.port)]
+            } else if may_resolve {
+                (host, a.port).to_socket_addrs()?.collect()
+            } else {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("address {host}: an IP address or localhost is needed here"),
+                ));
+            };
+            if addrs.is_empty() {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("address {host}: no IP address"),
+                ));
+            }
+            resolved.push(addrs);
+        }
+        let tls = match &config.tls {
+            None => None,
+            Some(t) => Some(client_config(&ClientTlsSettings {
+                cafile: t.cafile.clone(),
+                capath: t.capath.clone(),
+                certfile: t.certfile.clone(),
+                keyfile: t.keyfile.clone(),
+                insecure: t.insecure,
+                alpn: t.alpn.clone(),
+            })?),
+        };
+        Ok(Self {
+            bridge: Bridge::new(config, seed, now, receive_max),
+            resolved,
+            tls,
+            remote: None,
+            up: false,
+        })
+    }
+}
+
+impl Reactor {
+    /// Adds a bridge; it connects at once. Fails when the table is full or the name taken.
+    pub(super) fn add_bridge(
+        &mut self,
+        config: BridgeConfig,
+        may_resolve: bool,
+    ) -> Result<usize, String> {
+        if self.bridges.len() >= BRIDGES_MAX {
+            return Err(format!("{BRIDGES_MAX} bridges exist already"));
+        }
+        if self.bridge_slot(&config.name).is_some() {
+            return Err(format!("a bridge named {:?} exists already", config.name));
+        }
+        let name = config.name.clone();
+        let seed = self.bridge_seed ^ (self.bridges.len() as u64).rotate_left(40);
+        let receive_max = match self.limits.max_inflight_messages {
+            0 => u16::MAX,
+            n => n,
+        };
+        let slot = BridgeSlot::new(config, seed, self.now, receive_max, may_resolve)
+            .map_err(|e| format!("bridge {name}: {e}"))?;
+        let key = self.bridges.insert(slot);
+        self.bridge_dirty.push(key);
+        self.bridge_tick(key);
+        Ok(key)
+    }
+
+    /// The slot of the bridge called `name`.
+    pub(super) fn bridge_slot(&self, name: &str) -> Option<usize> {
+        self.bridges
+            .iter()
+            .find(|(_, s)| s.bridge.name() == name)
+            .map(|(k, _)| k)
+    }
+
+    /// Stops a bridge and forgets it. Its local session is ended too unless `keep_queue`.
+    pub(super) fn remove_bridge(&mut self, key: usize, keep_queue: bool) {
+        let Some(slot) = self.bridges.get_mut(key) else {
+            return;
+        };
+        let now = self.now;
+        slot.bridge.stop(now);
+        let local_id = slot.bridge.config().local_clientid.clone();
+        self.bridge_dirty.push(key);
+        self.pump_bridges();
+        if let Some(slot) = self.bridges.try_remove(key) {
+            if let Some(remote) = slot.remote {
+                self.close_bridge_conn(remote);
+            }
+            log::info!("bridge {} removed", slot.bridge.name());
+        }
+        self.bridge_locals.retain(|_, &mut b| b != key);
+        if !keep_queue {
+            self.engine.admin_end_session(now, &local_id);
+            while let Some(action) = self.engine.poll_action() {
+                self.apply(action);
+            }
+        }
+    }
+
+    /// The earliest deadline of any bridge.
+    pub(super) fn bridge_deadline(&self) -> Option<Millis> {
+        self.bridges
+            .iter()
+            .filter_map(|(_, s)| s.bridge.next_deadline())
+            .min()
+    }
+
+    /// Step 4 for the bridges: fires what is due.
+    pub(super) fn bridge_timers(&mut self) {
+        let now = self.now;
+        let due: Vec<usize> = self
+            .bridges
+            .iter()
+            .filter(|(_, s)| s.bridge.next_deadline().is_some_and(|d| d <= now))
+            .map(|(k, _)| k)
+            .collect();
+        for key in due {
+            self.bridge_tick(key);
+        }
+    }
+
+    fn bridge_tick(&mut self, key: usize) {
+        let now = self.now;
+        if let Some(slot) = self.bridges.get_mut(key) {
+            slot.bridge.tick(now);
+            self.bridge_dirty.push(key);
+        }
+        self.pump_bridges();
+    }
+
+    /// Stops every bridge (shutdown).
+    pub(super) fn stop_bridges(&mut self) {
+        let now = self.now;
+        let keys: Vec<usize> = self.bridges.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            if let Some(slot) = self.bridges.get_mut(key) {
+                slot.bridge.stop(now);
+                self.bridge_dirty.push(key);
+            }
+        }
+        self.pump_bridges();
+    }
+
+    /// Carries out what the bridges asked for, until none asks for more.
+    pub(super) fn pump_bridges(&mut self) {
+        if self.bridge_pumping {
+            return;
+        }
+        self.bridge_pumping = true;
+        while let Some(key) = self.bridge_dirty.pop() {
+            while let Some(out) = self.bridges.get_mut(key).and_then(|s| s.bridge.poll()) {
+                self.bridge_output(key, out);
+            }
+        }
+        self.bridge_pumping = false;
+    }
+
+    fn bridge_output(&mut self, key: usize, out: Output) {
+        match out {
+            Output::Connect(_) => self.open_bridge_conn(key),
+            Output::Send(packet) => {
+                if let Some(remote) = self.bridges.get(key).and_then(|s| s.remote) {
+                    self.queue_packet(remote, &packet);
+                }
+            }
+            Output::Close => {
+                if let Some(remote) = self.bridges.get_mut(key).and_then(|s| s.remote.take()) {
+                    self.close_bridge_conn(remote);
+                }
+                if let Some(slot) = self.bridges.get_mut(key) {
+                    slot.up = false;
+                }
+            }
+            Output::Engine(input) => {
+                match &input {
+                    Input::Opened { conn, .. } => {
+                        self.bridge_locals.insert(*conn, key);
+                    }
+                    Input::Closed { conn, .. } => {
+                        self.bridge_locals.remove(conn);
+                    }
+                    _ => {}
+                }
+                self.feed(input);
+            }
+        }
+    }
+
+    /// Closes a remote connection at the bridge's request: flushed, then removed.
+    fn close_bridge_conn(&mut self, remote: ConnId) {
+        let now = self.now;
+        let Some(&conn_key) = self.by_id.get(&remote) else {
+            return;
+        };
+        if let Some(conn) = self.conns.get_mut(conn_key) {
+            if let Some(link) = conn.bridge.as_mut() {
+                link.closed_by_bridge = true;
+            }
+            conn.start_closing(now, "bridge closed");
+            self.close_queue.push(conn_key);
+        }
+    }
+
+    /// Opens the transport to the bridge's current address.
+    fn open_bridge_conn(&mut self, key: usize) {
+        let now = self.now;
+        let packet_size_max = self.limits.packet_size_max();
+        let Some(slot) = self.bridges.get_mut(key) else {
+            return;
+        };
+        let index = slot
+            .bridge
+            .address()
+            .and_then(|a| slot.bridge.config().addresses.iter().position(|b| b == a))
+            .unwrap_or(0);
+        let Some(&addr) = slot.resolved.get(index).and_then(|list| list.first()) else {
+            slot.bridge.transport_down(now, "no address");
+            self.bridge_dirty.push(key);
+            return;
+        };
+        let config = slot.bridge.config();
+        let host = config
+            .addresses
+            .get(index)
+            .map_or_else(|| addr.ip().to_string(), |a| a.host.clone());
+        let opened = TcpTransport::connect(addr).and_then(|tcp| {
+            match (&config.transport, slot.tls.clone()) {
+                (BridgeTransport::Tcp, None) => Ok(Transport::client_tcp(tcp)),
+                (BridgeTransport::Tcp, Some(tls)) => Transport::client_tls(tcp, tls, &host),
+                (BridgeTransport::WebSockets { path }, None) => {
+                    let host = format!("{host}:{}", addr.port());
+                    Transport::client_ws(tcp, &host, path, packet_size_max)
+                }
+                (BridgeTransport::WebSockets { path }, Some(tls)) => {
+                    Transport::client_wss(tcp, tls, &host, path, packet_size_max)
+                }
+            }
+        });
+        let version = match config.protocol {
+            BridgeProtocol::V311 => ProtocolVersion::V311,
+            BridgeProtocol::V5 => ProtocolVersion::V5,
+        };
+        let mut transport = match opened {
+            Ok(t) => t,
+            Err(e) => {
+                let why = format!("cannot connect to {addr}: {e}");
+                slot.bridge.transport_down(now, &why);
+                self.bridge_dirty.push(key);
+                return;
+            }
+        };
+        let id = ConnId(self.next_conn_id);
+        self.next_conn_id += 1;
+        let entry = self.conns.vacant_entry();
+        let conn_key = entry.key();
+        let token = Token(self.conn_base + conn_key);
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut transport, token, interest)
+        {
+            let why = format!("cannot register the connection to {addr}: {e}");
+            if let Some(slot) = self.bridges.get_mut(key) {
+                slot.bridge.transport_down(now, &why);
+            }
+            self.bridge_dirty.push(key);
+            return;
+        }
+        let peer: Rc<str> = Rc::from(addr.to_string());
+        let mut conn = Conn::new(id, ListenerId(u32::MAX), peer, transport);
+        conn.version = Some(version);
+        conn.want_writable = true;
+        conn.bridge = Some(BridgeLink {
+            slot: key,
+            closed_by_bridge: false,
+        });
+        entry.insert(conn);
+        self.by_id.insert(id, conn_key);
+        if let Some(slot) = self.bridges.get_mut(key) {
+            slot.remote = Some(id);
+            slot.up = false;
+        }
+        log::debug!("{id} {addr}: bridge connection opening");
+    }
+
+    /// After an event on a bridge's connection: once its handshakes are done, the bridge
+    /// is told and sends CONNECT. A failed TCP connect closes it.
+    pub(super) fn bridge_conn_progress(&mut self, conn_key: usize) {
+        let Some(conn) = self.conns.get(conn_key) else {
+            return;
+        };
+        let Some(link) = conn.bridge else {
+            return;
+        };
+        if conn.state != ConnState::Open {
+            return;
+        }
+        let up = self.bridges.get(link.slot).is_some_and(|s| s.up);
+        if up {
+            return;
+        }
+        match conn.transport.connect_result() {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                self.io_failed(conn_key, "connect", &e);
+                return;
+            }
+        }
+        // The handshakes of the layers above TCP go out with the flush.
+        if conn.transport.wants_write() {
+            self.flush_queue.push(conn_key);
+        }
+        if !conn.transport.is_established() {
+            return;
+        }
+        let local = ConnId(self.next_conn_id);
+        self.next_conn_id += 1;
+        let now = self.now;
+        if let Some(slot) = self.bridges.get_mut(link.slot) {
+            slot.up = true;
+            slot.bridge.transport_up(now, local);
+            self.bridge_dirty.push(link.slot);
+        }
+        self.pump_bridges();
+    }
+
+    /// A packet read on a bridge's remote connection.
+    pub(super) fn bridge_packet(&mut self, slot: usize, packet: Packet) {
+        let now = self.now;
+        if let Some(s) = self.bridges.get_mut(slot) {
+            s.bridge.remote_packet(now, packet);
+            self.bridge_dirty.push(slot);
+        }
+        self.pump_bridges();
+    }
+
+    /// A bridge's remote connection is gone (read from `remove_conn`).
+    pub(super) fn bridge_conn_closed(&mut self, link: BridgeLink, id: ConnId, reason: &str) {
+        let now = self.now;
+        let Some(slot) = self.bridges.get_mut(link.slot) else {
+            return;
+        };
+        if slot.remote == Some(id) {
+            slot.remote = None;
+            slot.up = false;
+        }
+        if !link.closed_by_bridge {
+            slot.bridge.transport_down(now, reason);
+            self.bridge_dirty.push(link.slot);
+        }
+        self.pump_bridges();
+    }
+
+    /// An engine action for a bridge's local session. Returns the action when it is not one.
+    pub(super) fn bridge_action(&mut self, action: Action) -> Option<Action> {
+        let conn = match &action {
+            Action::Send { conn, .. } | Action::Close { conn } => *conn,
+            Action::SetVersion { conn, .. } | Action::SetMaxPacketSize { conn, .. } => {
+                return if self.bridge_locals.contains_key(conn) {
+                    None
+                } else {
+                    Some(action)
+                };
+            }
+        };
+        let Some(&slot) = self.bridge_locals.get(&conn) else {
+            return Some(action);
+        };
+        let now = self.now;
+        if let Some(s) = self.bridges.get_mut(slot) {
+            match action {
+                Action::Send { packet, .. } => s.bridge.from_engine(now, packet),
+                Action::Close { .. } => s.bridge.local_closed(now),
+                _ => {}
+            }
+            self.bridge_dirty.push(slot);
+        }
+        None
+    }
+
+    /// The bridges, for the API.
+    pub(super) fn bridge_infos(&self) -> Vec<BridgeInfo> {
+        self.bridges
+            .iter()
+            .map(|(_, s)| {
+                let b = &s.bridge;
+                let counters = b.counters();
+                BridgeInfo {
+                    config: b.config().clone(),
+                    state: match b.state() {
+                        State::Active => "connected",
+                        State::Connecting { .. } | State::AwaitConnAck { .. } => "connecting",
+                        State::Waiting { .. } => "waiting",
+                        State::Stopped => "stopped",
+                    },
+                    address: b.address().map(|a| format!("{}:{}", a.host, a.port)),
+                    connects: counters.connects,
+                    messages_out: counters.messages_out,
+                    messages_in: counters.messages_in,
+                    last_error: b.last_error().map(str::to_owned),
+                }
+            })
+            .collect()
+    }
+}

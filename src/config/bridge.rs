@@ -126,6 +126,49 @@ pub struct BridgeConfig {
     /// Outgoing messages queued while the remote is unreachable, at most
     /// (`bridge_max_queued_messages`; 0: the broker's `max_queued_messages`).
     pub max_queued_messages: usize,
+    /// What the remote end is: an MQTT broker, or a web service (`bridge_type http`).
+    pub kind: BridgeKind,
+}
+
+/// What a bridge talks to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BridgeKind {
+    /// An MQTT broker (`bridge_type mqtt`, the default).
+    Mqtt,
+    /// A web service receiving events as HTTP POSTs (`bridge_type http`).
+    Http(WebhookConfig),
+}
+
+/// The events a webhook posts (`bridge_events`, comma-separated).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WebhookEvent {
+    /// `message`: a message published on a topic of the bridge's `topic` lines.
+    Message,
+    /// `connected`: a client connected.
+    Connected,
+    /// `disconnected`: a client's connection ended.
+    Disconnected,
+    /// `subscribed`: a client subscribed.
+    Subscribed,
+}
+
+/// The settings of a webhook bridge (`bridge_type http`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// `bridge_url http[s]://host[:port][/path]`: the address of the bridge is its host and
+    /// port; TLS when https (with the `bridge_cafile` settings).
+    pub path: String,
+    /// The `Host` header.
+    pub host: String,
+    pub https: bool,
+    /// Default `message`.
+    pub events: Vec<WebhookEvent>,
+    /// `bridge_hmac_secret`: each body is signed, `X-Culex-Signature: sha256=HEX`.
+    pub hmac_secret: Option<String>,
+    /// `bridge_batch N` (default 1): events per POST; above 1 the body is a JSON array.
+    pub batch: usize,
+    /// `bridge_timeout SECS` (default 10): a POST not answered in time is retried.
+    pub timeout_secs: u32,
 }
 
 impl BridgeConfig {
@@ -156,6 +199,7 @@ impl BridgeConfig {
             restart_timeout_base_secs: 5,
             restart_timeout_cap_secs: Some(30),
             max_queued_messages: 0,
+            kind: BridgeKind::Mqtt,
         }
     }
 }

@@ -225,7 +225,60 @@ pub struct BridgeDraft {
     /// `remote_clientid` by [`Self::finish`].
     local_clientid: Option<String>,
     notification_topic: Option<String>,
+    /// `bridge_type http`.
+    http: bool,
+    /// The webhook settings (`bridge_url` and the other `bridge_type http` options), used
+    /// only by an http bridge.
+    webhook: WebhookDraft,
+    /// The first option given that only an MQTT bridge takes: [`Self::finish`] refuses it
+    /// for an http bridge. (An MQTT bridge leaves the http bridge options unused.)
+    mqtt_only: Option<String>,
 }
+
+/// The options of a webhook bridge as read so far.
+#[derive(Clone, Debug)]
+struct WebhookDraft {
+    /// `bridge_url`: the address, the `Host` header, the path and whether it is https.
+    url: Option<(RemoteAddress, String, String, bool)>,
+    events: Vec<WebhookEvent>,
+    hmac_secret: Option<String>,
+    batch: usize,
+    timeout_secs: u32,
+}
+
+impl Default for WebhookDraft {
+    fn default() -> Self {
+        Self {
+            url: None,
+            events: vec![WebhookEvent::Message],
+            hmac_secret: None,
+            batch: 1,
+            timeout_secs: 10,
+        }
+    }
+}
+
+/// Options only an MQTT bridge takes (`address`, `addresses`: an http bridge has
+/// `bridge_url`).
+const MQTT_ONLY: &[&str] = &[
+    "address",
+    "addresses",
+    "round_robin",
+    "bridge_protocol_version",
+    "remote_clientid",
+    "clientid",
+    "remote_username",
+    "username",
+    "remote_password",
+    "password",
+    "cleansession",
+    "keepalive_interval",
+    "try_private",
+    "notifications",
+    "notification_topic",
+    "notifications_local_only",
+    "bridge_transport",
+];
 
 impl BridgeDraft {
     /// A bridge named `name` (the value of `connection`): non-empty, without spaces, `/`,
@@ -244,6 +297,9 @@ impl BridgeDraft {
             tls: BridgeTls::default(),
             local_clientid: None,
             notification_topic: None,
+            http: false,
+            webhook: WebhookDraft::default(),
+            mqtt_only: None,
         })
     }
 
@@ -267,6 +323,9 @@ impl BridgeDraft {
             Support::NotYet => Err(format!("{key} is not supported in this version")),
             Support::Ignored => ignored(key, &values),
             Support::Supported => {
+                if MQTT_ONLY.contains(&key) {
+                    self.mqtt_only.get_or_insert_with(|| key.to_owned());
+                }
                 self.set(key, &values)?;
                 Ok(Applied::Set)
             }
@@ -282,10 +341,11 @@ impl BridgeDraft {
                 }
                 c.addresses = values
                     .iter()
-                    .map(|v| remote_address(key, v))
+                    .map(|v| remote_address(key, v, DEFAULT_PORT))
                     .collect::<Result<_, _>>()?;
             }
             "topic" => c.topics.push(topic(values)?),
+            "bridge_events" => self.webhook.events = events(values)?,
             "bridge_transport" => c.transport = transport(values)?,
             "restart_timeout" => {
                 (c.restart_timeout_base_secs, c.restart_timeout_cap_secs) = restart(values)?;
@@ -339,6 +399,30 @@ impl BridgeDraft {
                     .and_then(|n| usize::try_from(n).ok())
                     .ok_or_else(|| range_error(key, value, 0, max))?;
             }
+            "bridge_type" => {
+                self.http = match value {
+                    "mqtt" => false,
+                    "http" => true,
+                    _ => return Err(format!("{key}: expected mqtt or http, got \"{value}\"")),
+                };
+            }
+            "bridge_url" => self.webhook.url = Some(url(value)?),
+            "bridge_hmac_secret" => {
+                if value.is_empty() {
+                    return Err(format!("{key}: missing value"));
+                }
+                self.webhook.hmac_secret = Some(value.to_owned());
+            }
+            "bridge_batch" => {
+                self.webhook.batch = number(value, 1, 1000)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or_else(|| range_error(key, value, 1, 1000))?;
+            }
+            "bridge_timeout" => {
+                self.webhook.timeout_secs = number(value, 1, 600)
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| range_error(key, value, 1, 600))?;
+            }
             "bridge_cafile" => tls.cafile = Some(PathBuf::from(value)),
             "bridge_capath" => tls.capath = Some(PathBuf::from(value)),
             "bridge_certfile" => tls.certfile = Some(PathBuf::from(value)),
@@ -362,6 +446,9 @@ impl BridgeDraft {
     /// `remote_clientid` here. The error concerns the block as a whole (a file parser
     /// reports it at the `connection` line).
     pub fn finish(self) -> Result<BridgeConfig, String> {
+        if self.http {
+            return self.finish_http();
+        }
         let mut config = self.config;
         if config.addresses.is_empty() {
             return Err(format!(
@@ -405,6 +492,81 @@ impl BridgeDraft {
         config.notification_topic = self
             .notification_topic
             .unwrap_or_else(|| format!("$SYS/broker/connection/{id}/state"));
+        Ok(config)
+    }
+}
+
+impl BridgeDraft {
+    /// [`Self::finish`] for `bridge_type http`: `bridge_url` is required, the MQTT-only
+    /// options are refused, `topic` lines go out (their remote prefix is not used) and are
+    /// required by the `message` event, and https needs a way to check the certificate.
+    fn finish_http(self) -> Result<BridgeConfig, String> {
+        if let Some(key) = &self.mqtt_only {
+            return Err(match key.as_str() {
+                "address" | "addresses" => {
+                    format!("{key}: not for bridge_type http (use bridge_url)")
+                }
+                _ => format!("{key}: not for bridge_type http"),
+            });
+        }
+        let mut config = self.config;
+        let w = self.webhook;
+        let Some((address, host, path, https)) = w.url else {
+            return Err(format!(
+                "connection: bridge \"{}\" of bridge_type http has no bridge_url",
+                config.name
+            ));
+        };
+        if let Some(t) = config.topics.iter().find(|t| t.direction == Direction::In) {
+            return Err(format!(
+                "topic: {}: direction in is not for bridge_type http (out or both)",
+                t.pattern
+            ));
+        }
+        if w.events.contains(&WebhookEvent::Message) && config.topics.is_empty() {
+            return Err(format!(
+                "connection: bridge \"{}\" posts messages (bridge_events message) but has \
+                 no topic line",
+                config.name
+            ));
+        }
+        let tls = self.tls;
+        if tls.certfile.is_some() != tls.keyfile.is_some() {
+            return Err(
+                "connection: bridge_certfile and bridge_keyfile must be given together".to_owned(),
+            );
+        }
+        let has_ca = tls.cafile.is_some() || tls.capath.is_some();
+        let any_tls = has_ca || tls.certfile.is_some() || tls.insecure || tls.alpn.is_some();
+        if !https && any_tls {
+            return Err(
+                "connection: the TLS options (bridge_cafile and friends) need an https bridge_url"
+                    .to_owned(),
+            );
+        }
+        if https && !has_ca && !tls.insecure {
+            return Err(
+                "connection: an https bridge_url needs bridge_cafile or bridge_capath \
+                 (or bridge_insecure true)"
+                    .to_owned(),
+            );
+        }
+        config.tls = https.then_some(tls);
+        config.addresses = vec![address];
+        // The remote side is not an MQTT broker: no notifications, no remote session.
+        config.notifications = false;
+        config.local_clientid = self
+            .local_clientid
+            .unwrap_or_else(|| format!("local.{}", config.remote_clientid));
+        config.kind = BridgeKind::Http(WebhookConfig {
+            path,
+            host,
+            https,
+            events: w.events,
+            hmac_secret: w.hmac_secret,
+            batch: w.batch,
+            timeout_secs: w.timeout_secs,
+        });
         Ok(config)
     }
 }
@@ -494,8 +656,8 @@ fn text(key: &str, value: &str) -> Result<String, String> {
 }
 
 /// `host`, `host:port`, `[ipv6]`, `[ipv6]:port` or a bare IPv6 address; the port defaults
-/// to 1883.
-fn remote_address(key: &str, text: &str) -> Result<RemoteAddress, String> {
+/// to `default_port`.
+fn remote_address(key: &str, text: &str, default_port: u16) -> Result<RemoteAddress, String> {
     let bad = || {
         format!(
             "{key}: expected host[:port], [IPv6 address]:port or an IPv6 address, got \"{text}\""
@@ -525,7 +687,7 @@ fn remote_address(key: &str, text: &str) -> Result<RemoteAddress, String> {
         return Err(bad());
     }
     let port = match port {
-        None => DEFAULT_PORT,
+        None => default_port,
         Some(p) => number(p, 1, u64::from(u16::MAX))
             .and_then(|n| u16::try_from(n).ok())
             .ok_or_else(|| format!("{key}: expected a port from 1 to 65535, got \"{p}\""))?,
@@ -534,6 +696,82 @@ fn remote_address(key: &str, text: &str) -> Result<RemoteAddress, String> {
         host: host.to_owned(),
         port,
     })
+}
+
+/// `bridge_url http[s]://host[:port][/path]`: the address (port 80 or 443 by default),
+/// the `Host` header (with the port when it is not the default), the path (default `/`)
+/// and whether it is https.
+fn url(value: &str) -> Result<(RemoteAddress, String, String, bool), String> {
+    const KEY: &str = "bridge_url";
+    let bad = |why: &str| format!("{KEY}: {why}, got \"{value}\"");
+    let (scheme, rest) = value
+        .split_once("://")
+        .ok_or_else(|| bad("expected http[s]://host[:port][/path]"))?;
+    let (https, default_port) = if scheme.eq_ignore_ascii_case("http") {
+        (false, 80)
+    } else if scheme.eq_ignore_ascii_case("https") {
+        (true, 443)
+    } else {
+        return Err(bad("expected an http or https URL"));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    if authority.contains('@') {
+        return Err(bad("user information is not supported in the URL"));
+    }
+    if authority.contains('?')
+        || path.contains('#')
+        || value.bytes().any(|b| b <= b' ' || b == 0x7F)
+    {
+        return Err(bad(
+            "expected http[s]://host[:port][/path] without a fragment",
+        ));
+    }
+    // A bare IPv6 address is ambiguous with a port: it must be in brackets.
+    if authority.matches(':').count() > 1 && !authority.starts_with('[') {
+        return Err(bad("an IPv6 address must be in brackets"));
+    }
+    let address = remote_address(KEY, authority, default_port)?;
+    let host = if address.host.contains(':') {
+        format!("[{}]", address.host)
+    } else {
+        address.host.clone()
+    };
+    let host = if address.port == default_port {
+        host
+    } else {
+        format!("{host}:{}", address.port)
+    };
+    Ok((address, host, path.to_owned(), https))
+}
+
+/// `bridge_events KIND[,KIND...]`: the webhook's event kinds, sorted, without duplicates.
+fn events(values: &[&str]) -> Result<Vec<WebhookEvent>, String> {
+    const KEY: &str = "bridge_events";
+    if values.is_empty() {
+        return Err(format!("{KEY}: missing value"));
+    }
+    let joined = values.join(" ");
+    let mut out = Vec::new();
+    for kind in joined.split(',').map(str::trim) {
+        out.push(match kind {
+            "message" => WebhookEvent::Message,
+            "connected" => WebhookEvent::Connected,
+            "disconnected" => WebhookEvent::Disconnected,
+            "subscribed" => WebhookEvent::Subscribed,
+            _ => {
+                return Err(format!(
+                    "{KEY}: expected message, connected, disconnected or subscribed, \
+                     got \"{kind}\""
+                ))
+            }
+        });
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 /// `topic PATTERN [in|out|both [QOS [LOCAL_PREFIX REMOTE_PREFIX]]]`; `""` is the empty

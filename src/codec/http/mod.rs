@@ -6,6 +6,8 @@
 //! must never touch a socket, a file, the clock or the logger, never panic on any input, and
 //! never allocate more than the [`ParseLimits`] allow.
 
+pub mod client;
+
 /// Default limit on the request head (request line and header fields), in bytes.
 pub const HEAD_MAX: usize = 8 * 1024;
 /// Default limit on the number of header fields in a request.

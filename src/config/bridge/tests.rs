@@ -115,6 +115,7 @@ fn a_full_mosquitto_block() {
         restart_timeout_base_secs: 10,
         restart_timeout_cap_secs: Some(120),
         max_queued_messages: 500,
+        kind: BridgeKind::Mqtt,
     };
     assert_eq!(config.bridges, vec![expected]);
     assert_eq!(config.listeners, vec![ListenerConfig::new(1883, None)]);
@@ -644,4 +645,289 @@ fn odd_input_never_panics() {
             let _ = parse(&format!("connection b\n{key} {value}\n"), "t.conf");
         }
     }
+}
+
+/// The webhook settings of an http bridge.
+fn hook(b: &BridgeConfig) -> &WebhookConfig {
+    match &b.kind {
+        BridgeKind::Http(h) => h,
+        BridgeKind::Mqtt => panic!("not an http bridge: {b:?}"),
+    }
+}
+
+#[test]
+fn a_full_webhook_block() {
+    let b = bridge(
+        "bridge_type http\n\
+         bridge_url https://hooks.example.com:8443/in/culex?k=1\n\
+         bridge_cafile /etc/ca.crt\n\
+         bridge_events subscribed, message,connected\n\
+         bridge_hmac_secret s3cret\n\
+         bridge_batch 50\n\
+         bridge_timeout 30\n\
+         local_clientid hook.here\n\
+         restart_timeout 2 20\n\
+         topic sensors/# out 1 site/ remote/\n\
+         topic state both 2\n",
+    );
+    assert_eq!(b.addresses, vec![address("hooks.example.com", 8443)]);
+    assert_eq!(b.local_clientid, "hook.here");
+    assert_eq!(
+        (b.restart_timeout_base_secs, b.restart_timeout_cap_secs),
+        (2, Some(20))
+    );
+    assert_eq!(
+        b.topics,
+        vec![
+            mapping(
+                "sensors/#",
+                Direction::Out,
+                QoS::AtLeastOnce,
+                "site/",
+                "remote/"
+            ),
+            mapping("state", Direction::Both, QoS::ExactlyOnce, "", ""),
+        ]
+    );
+    let tls = b.tls.as_ref().expect("tls");
+    assert_eq!(tls.cafile, Some(PathBuf::from("/etc/ca.crt")));
+    assert_eq!(
+        hook(&b),
+        &WebhookConfig {
+            path: "/in/culex?k=1".to_owned(),
+            host: "hooks.example.com:8443".to_owned(),
+            https: true,
+            events: vec![
+                WebhookEvent::Message,
+                WebhookEvent::Connected,
+                WebhookEvent::Subscribed
+            ],
+            hmac_secret: Some("s3cret".to_owned()),
+            batch: 50,
+            timeout_secs: 30,
+        }
+    );
+}
+
+#[test]
+fn webhook_defaults_and_urls() {
+    let b = bridge("bridge_type http\nbridge_url http://h\ntopic a\n");
+    assert_eq!(b.addresses, vec![address("h", 80)]);
+    assert_eq!(b.tls, None);
+    assert_eq!(b.local_clientid, "local.culex.b");
+    assert!(!b.notifications);
+    assert_eq!(
+        hook(&b),
+        &WebhookConfig {
+            path: "/".to_owned(),
+            host: "h".to_owned(),
+            https: false,
+            events: vec![WebhookEvent::Message],
+            hmac_secret: None,
+            batch: 1,
+            timeout_secs: 10,
+        }
+    );
+    let cases: &[(&str, RemoteAddress, &str, &str)] = &[
+        ("http://h:80/x", address("h", 80), "h", "/x"),
+        ("http://h:8080", address("h", 8080), "h:8080", "/"),
+        (
+            "HTTP://10.0.0.1:81/",
+            address("10.0.0.1", 81),
+            "10.0.0.1:81",
+            "/",
+        ),
+        (
+            "http://[::1]:8080/a/b",
+            address("::1", 8080),
+            "[::1]:8080",
+            "/a/b",
+        ),
+        ("http://[fe80::1]", address("fe80::1", 80), "[fe80::1]", "/"),
+        ("https://h:443/p", address("h", 443), "h", "/p"),
+        ("https://h/p", address("h", 443), "h", "/p"),
+        ("https://h:80/p", address("h", 80), "h:80", "/p"),
+    ];
+    for (url, addr, host, path) in cases {
+        let tls = if url.starts_with("https") {
+            "bridge_insecure true\n"
+        } else {
+            ""
+        };
+        let b = bridge(&format!(
+            "bridge_type http\nbridge_url {url}\n{tls}bridge_events connected\n"
+        ));
+        assert_eq!(&b.addresses, std::slice::from_ref(addr), "{url}");
+        let h = hook(&b);
+        assert_eq!((h.host.as_str(), h.path.as_str()), (*host, *path), "{url}");
+        assert_eq!(b.tls.is_some(), h.https, "{url}");
+    }
+    // The type may come after the options of its kind; mqtt is the default.
+    let b = bridge("topic a\nbridge_url http://h\nbridge_type http\n");
+    assert_eq!(hook(&b).host, "h");
+    assert_eq!(
+        bridge("bridge_type mqtt\naddress h\n").kind,
+        BridgeKind::Mqtt
+    );
+    assert_eq!(bridge("address h\n").kind, BridgeKind::Mqtt);
+    // An MQTT bridge leaves the webhook options unused.
+    let b = bridge("address h\nbridge_url http://w\nbridge_batch 5\n");
+    assert_eq!(
+        (b.kind, b.addresses),
+        (BridgeKind::Mqtt, vec![address("h", 1883)])
+    );
+}
+
+#[test]
+fn webhook_errors() {
+    let http = "connection w\nbridge_type http\n";
+    let with_url = "connection w\nbridge_type http\nbridge_url http://h\ntopic a\n";
+    let cases: &[(&str, &str)] = &[
+        (
+            "connection w\nbridge_type ftp",
+            "t.conf:2: bridge_type: expected mqtt or http, got \"ftp\"",
+        ),
+        (
+            http,
+            "t.conf:1: connection: bridge \"w\" of bridge_type http has no bridge_url",
+        ),
+        (
+            "connection w\nbridge_type http\nbridge_url http://h\n",
+            "t.conf:1: connection: bridge \"w\" posts messages (bridge_events message) but \
+             has no topic line",
+        ),
+        (
+            "connection w\nbridge_type http\nbridge_url http://h\naddress h\n",
+            "t.conf:1: address: not for bridge_type http (use bridge_url)",
+        ),
+        (
+            "connection w\nbridge_type http\nbridge_url ftp://h\n",
+            "t.conf:3: bridge_url: expected an http or https URL, got \"ftp://h\"",
+        ),
+        (
+            "connection w\nbridge_type http\nbridge_url h:80\n",
+            "t.conf:3: bridge_url: expected http[s]://host[:port][/path], got \"h:80\"",
+        ),
+        (
+            "connection w\nbridge_type http\nbridge_url http://u@h/\n",
+            "t.conf:3: bridge_url: user information is not supported in the URL, \
+             got \"http://u@h/\"",
+        ),
+        (
+            "connection w\nbridge_type http\nbridge_url http://h/a#f\n",
+            "t.conf:3: bridge_url: expected http[s]://host[:port][/path] without a fragment, \
+             got \"http://h/a#f\"",
+        ),
+        (
+            "connection w\nbridge_type http\nbridge_url http://::1/\n",
+            "t.conf:3: bridge_url: an IPv6 address must be in brackets, got \"http://::1/\"",
+        ),
+        (
+            "connection w\nbridge_type http\nbridge_url http://h:0/\n",
+            "t.conf:3: bridge_url: expected a port from 1 to 65535, got \"0\"",
+        ),
+        (
+            "connection w\nbridge_type http\nbridge_url http:///x\n",
+            "t.conf:3: bridge_url: expected host[:port], [IPv6 address]:port or an IPv6 \
+             address, got \"\"",
+        ),
+        (
+            "connection w\nbridge_type http\nbridge_url https://h/\ntopic a\n",
+            "t.conf:1: connection: an https bridge_url needs bridge_cafile or bridge_capath \
+             (or bridge_insecure true)",
+        ),
+        (
+            "connection w\nbridge_type http\nbridge_url http://h/\ntopic a\nbridge_capath /c\n",
+            "t.conf:1: connection: the TLS options (bridge_cafile and friends) need an https \
+             bridge_url",
+        ),
+        (
+            "connection w\nbridge_type http\nbridge_url http://h\nbridge_events message,\n",
+            "t.conf:4: bridge_events: expected message, connected, disconnected or \
+             subscribed, got \"\"",
+        ),
+        (
+            "connection w\nbridge_type http\nbridge_events message connected\n",
+            "t.conf:3: bridge_events: expected message, connected, disconnected or \
+             subscribed, got \"message connected\"",
+        ),
+        (
+            "connection w\nbridge_type http\nbridge_batch 0\n",
+            "t.conf:3: bridge_batch: expected a number from 1 to 1000, got \"0\"",
+        ),
+        (
+            "connection w\nbridge_type http\nbridge_batch 1001\n",
+            "t.conf:3: bridge_batch: expected a number from 1 to 1000, got \"1001\"",
+        ),
+        (
+            "connection w\nbridge_type http\nbridge_timeout 601\n",
+            "t.conf:3: bridge_timeout: expected a number from 1 to 600, got \"601\"",
+        ),
+        (
+            "connection w\nbridge_type http\nbridge_hmac_secret\n",
+            "t.conf:3: bridge_hmac_secret: missing value",
+        ),
+        (
+            "connection w\nbridge_type http\nbridge_hmac_secret a b\n",
+            "t.conf:3: bridge_hmac_secret: unexpected extra value \"b\"",
+        ),
+    ];
+    for (text, message) in cases {
+        assert_eq!(&err(text), message, "{text}");
+    }
+    // A topic line in direction in, and each MQTT-only option.
+    assert_eq!(
+        err(&format!("{with_url}topic b in\n")),
+        "t.conf:1: topic: b: direction in is not for bridge_type http (out or both)"
+    );
+    for (key, value) in [
+        ("addresses", "h"),
+        ("round_robin", "true"),
+        ("bridge_protocol_version", "mqttv50"),
+        ("remote_clientid", "r"),
+        ("clientid", "r"),
+        ("remote_username", "u"),
+        ("username", "u"),
+        ("remote_password", "p"),
+        ("password", "p"),
+        ("cleansession", "true"),
+        ("keepalive_interval", "30"),
+        ("try_private", "false"),
+        ("notifications", "false"),
+        ("notification_topic", "n"),
+        ("notifications_local_only", "true"),
+        ("bridge_transport", "tcp"),
+    ] {
+        let expected = if key == "addresses" {
+            format!("t.conf:1: {key}: not for bridge_type http (use bridge_url)")
+        } else {
+            format!("t.conf:1: {key}: not for bridge_type http")
+        };
+        assert_eq!(err(&format!("{with_url}{key} {value}\n")), expected);
+    }
+}
+
+#[test]
+fn webhook_from_options_like_config_lines() {
+    let options: Vec<(String, String)> = [
+        ("bridge_type", "http"),
+        ("bridge_url", " https://h:8443/x "),
+        ("bridge_insecure", "true"),
+        ("bridge_events", "message, disconnected"),
+        ("bridge_batch", "10"),
+        ("topic", "a/# out 1"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let from_api = bridge_from_options("w", &options);
+    let text = "connection w\nbridge_type http\nbridge_url https://h:8443/x\n\
+                bridge_insecure true\nbridge_events message, disconnected\nbridge_batch 10\n\
+                topic a/# out 1\n";
+    assert_eq!(Ok(ok(text).bridges.remove(0)), from_api);
+    let only_type = [("bridge_type".to_owned(), "http".to_owned())];
+    assert_eq!(
+        bridge_from_options("w", &only_type),
+        Err("connection: bridge \"w\" of bridge_type http has no bridge_url".to_owned())
+    );
 }

@@ -22,6 +22,13 @@ impl Engine {
         self.accept_message(Rc::new(msg));
     }
 
+    /// Publishes a message of the broker's own (a bridge's connection state), which, unlike
+    /// a client's, may be on a `$SYS` topic.
+    pub fn broker_publish(&mut self, now: Millis, msg: Message) {
+        self.now = self.now.max(now);
+        self.accept_message(Rc::new(msg));
+    }
+
     /// Disconnects the client with this identifier: a v5 client is sent DISCONNECT with
     /// `reason`, and its session is handled as for any server-side close (the will is
     /// published, the session stays per its expiry). False when no such client is connected.

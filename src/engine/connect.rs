@@ -182,7 +182,11 @@ impl Engine {
             }
         }
         let present = session_present && !c.clean_start;
-        let listener = self.conns.get(&conn).map_or(0, |c| c.listener.0);
+        let listener = match self.conns.get(&conn) {
+            Some(c) if c.internal => "of the broker itself".to_owned(),
+            Some(c) => format!("on listener {}", c.listener.0),
+            None => String::new(),
+        };
         let user = self.sessions[key]
             .link
             .as_ref()
@@ -190,7 +194,7 @@ impl Engine {
             .map(|u| format!(", user {u:?}"))
             .unwrap_or_default();
         log::info!(
-            "{conn} ({peer}): client {client_id} connected on listener {listener} ({}, keep \
+            "{conn} ({peer}): client {client_id} connected {listener} ({}, keep \
              alive {keep_alive}, session {}{user})",
             version_name(version),
             if present { "resumed" } else { "new" }
@@ -203,6 +207,19 @@ impl Engine {
                 properties: props,
             }),
         );
+        let internal = self.conns.get(&conn).is_some_and(|c| c.internal);
+        if let (Some(notices), false) = (self.notices.as_mut(), internal) {
+            let username = self.sessions[key]
+                .link
+                .as_ref()
+                .and_then(|l| l.username.clone());
+            notices.push(crate::engine::event::Notice::Connected {
+                client_id: client_id.clone(),
+                peer: peer.clone(),
+                version,
+                username,
+            });
+        }
         self.stats.connections_max = self.stats.connections_max.max(self.online_count());
         if present {
             self.resend_inflight(key);

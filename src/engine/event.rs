@@ -58,6 +58,27 @@ pub enum Input {
     Shutdown,
 }
 
+/// Something that happened to a client, for webhooks (recorded only when asked for, see
+/// [`crate::engine::Engine::enable_notices`]). The broker's own clients are left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    Connected {
+        client_id: Rc<str>,
+        peer: Rc<str>,
+        version: ProtocolVersion,
+        username: Option<Rc<str>>,
+    },
+    Disconnected {
+        client_id: Rc<str>,
+        reason: String,
+    },
+    /// The filters granted, with their QoS.
+    Subscribed {
+        client_id: Rc<str>,
+        filters: Vec<(String, u8)>,
+    },
+}
+
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Action {

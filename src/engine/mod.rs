@@ -132,6 +132,8 @@ pub struct Engine {
     shutting_down: bool,
     /// Reused by routing so that matching allocates nothing in the steady state.
     match_buf: Vec<Match>,
+    /// Client events for webhooks, when enabled.
+    notices: Option<Vec<event::Notice>>,
     /// Each listener's `mount_point`, and whether its clients' liveness is watched by a
     /// gateway in front of the engine (MQTT-SN: the engine imposes no keep alive of its own).
     listeners: BTreeMap<ListenerId, ListenerRole>,
@@ -158,6 +160,7 @@ impl Engine {
             shutting_down: false,
             match_buf: Vec::new(),
             listeners: BTreeMap::new(),
+            notices: None,
         };
         engine.sys_start();
         engine
@@ -272,6 +275,24 @@ impl Engine {
     /// Starts recording durable changes (a store is attached).
     pub fn enable_journal(&mut self) {
         self.journal.enable();
+    }
+
+    /// Starts recording client events ([`event::Notice`]) for [`Self::take_notices`].
+    pub fn enable_notices(&mut self) {
+        self.notices.get_or_insert_with(Vec::new);
+    }
+
+    /// The client events recorded since the last call.
+    pub fn take_notices(&mut self) -> Vec<event::Notice> {
+        self.notices
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Whether client events are recorded and some wait.
+    pub fn has_notices(&self) -> bool {
+        self.notices.as_ref().is_some_and(|n| !n.is_empty())
     }
 
     /// Moves the durable changes recorded since the last call into `out`.
@@ -395,7 +416,7 @@ impl Engine {
             "{conn} ({peer}): client {id} disconnected ({})",
             d.reason.text()
         );
-        self.detach(conn, key);
+        self.detach(conn, key, d.reason.text());
         self.actions.push_back(Action::Close { conn });
     }
 
@@ -428,7 +449,7 @@ impl Engine {
         };
         if let ConnState::Active(key) = c.state {
             log::info!("{conn} ({}): connection lost: {reason}", c.peer);
-            self.detach(conn, key);
+            self.detach(conn, key, reason);
         } else {
             log::debug!("{conn} ({}): closed: {reason}", c.peer);
         }
@@ -521,24 +542,31 @@ impl Engine {
                 };
                 self.send(conn, Packet::Disconnect(d));
             }
-            self.detach(conn, key);
+            self.detach(conn, key, why);
         } else if let ConnState::Active(key) = prev {
-            self.detach(conn, key);
+            self.detach(conn, key, why);
         }
         self.actions.push_back(Action::Close { conn });
     }
 
     /// Detaches the session from its connection: the will is published or scheduled, and
     /// the session ends now or is scheduled to expire.
-    fn detach(&mut self, conn: ConnId, key: SessionKey) {
-        if let Some(c) = self.conns.get_mut(&conn) {
+    fn detach(&mut self, conn: ConnId, key: SessionKey, why: &str) {
+        let internal = self.conns.get_mut(&conn).is_some_and(|c| {
             c.state = ConnState::Closing;
-        }
+            c.internal
+        });
         let Some(s) = self.sessions.get_mut(key) else {
             return;
         };
         if s.link.as_ref().map(|l| l.conn) != Some(conn) {
             return;
+        }
+        if let (Some(notices), false) = (self.notices.as_mut(), internal) {
+            notices.push(event::Notice::Disconnected {
+                client_id: s.client_id.clone(),
+                reason: why.to_owned(),
+            });
         }
         s.link = None;
         let uid = s.uid;

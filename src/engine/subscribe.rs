@@ -91,6 +91,20 @@ impl Engine {
                 retained.extend(found.into_iter().map(|m| (m, entry)));
             }
         }
+        let internal = self.conns.get(&conn).is_some_and(|c| c.internal);
+        if let (Some(notices), false) = (self.notices.as_mut(), internal) {
+            let granted = sub
+                .filters
+                .iter()
+                .zip(&reasons)
+                .filter(|(_, r)| !r.is_error())
+                .map(|((f, _), r)| (f.clone(), *r as u8))
+                .collect();
+            notices.push(crate::engine::event::Notice::Subscribed {
+                client_id: self.sessions[key].client_id.clone(),
+                filters: granted,
+            });
+        }
         let ack = SubAck {
             packet_id: sub.packet_id,
             properties: Properties::default(),

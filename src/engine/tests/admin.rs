@@ -1,6 +1,7 @@
 //! Operator commands and the read-only views, as the HTTP API uses them.
 
 use super::*;
+use crate::engine::event::Notice;
 use crate::engine::message::Message;
 
 fn v5_with_will_and_expiry(id: &str, delay: u32, expiry: u32) -> Connect {
@@ -111,4 +112,37 @@ fn views_list_clients_in_client_id_order() {
         (ConnId(2), ProtocolVersion::V311, false)
     );
     assert_eq!(h.engine.counts().clients_connected, 3);
+}
+
+#[test]
+fn notices_tell_connections_subscriptions_and_ends_when_enabled() {
+    let mut h = Harness::new();
+    h.connect(1, "quiet", ProtocolVersion::V311, true);
+    assert!(h.engine.take_notices().is_empty(), "off by default");
+    h.engine.enable_notices();
+    h.connect(2, "loud", ProtocolVersion::V5, true);
+    h.subscribe(2, "a/+", QoS::AtLeastOnce);
+    h.closed(2);
+    let notices = h.engine.take_notices();
+    let expected_peer: Rc<str> = "127.0.0.1:40002".into();
+    assert_eq!(
+        notices,
+        vec![
+            Notice::Connected {
+                client_id: "loud".into(),
+                peer: expected_peer,
+                version: ProtocolVersion::V5,
+                username: None,
+            },
+            Notice::Subscribed {
+                client_id: "loud".into(),
+                filters: vec![("a/+".to_owned(), 1)],
+            },
+            Notice::Disconnected {
+                client_id: "loud".into(),
+                reason: "test".to_owned(),
+            },
+        ]
+    );
+    assert!(!h.engine.has_notices());
 }

@@ -8,12 +8,14 @@ use serde_json::{Map, Value};
 use super::{check_query, no_query, ok_json, ApiError, BridgeInfo, Host, Paging};
 use crate::codec::http::{Request, Response};
 use crate::config::bridge::{
-    bridge_from_options, BridgeProtocol, BridgeTransport, Direction, TopicMapping,
+    bridge_from_options, BridgeKind, BridgeProtocol, BridgeTransport, Direction, TopicMapping,
 };
 
 #[derive(Serialize)]
 struct Bridge {
     name: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
     state: &'static str,
     address: Option<String>,
     addresses: Vec<String>,
@@ -62,6 +64,10 @@ fn view(host: &dyn Host, b: &BridgeInfo) -> Bridge {
         .map_or(0, |s| s.queued + s.inflight);
     Bridge {
         name: c.name.clone(),
+        kind: match c.kind {
+            BridgeKind::Mqtt => "mqtt",
+            BridgeKind::Http(_) => "http",
+        },
         state: b.state,
         address: b.address.clone(),
         addresses: c

@@ -11,7 +11,9 @@
 //! `mqtt` holds the state machine (sans-IO: events in, [`Output`]s out, time passed in);
 //! this file holds the topic mapping of `topic` lines.
 
+pub mod link;
 pub mod mqtt;
+pub mod webhook;
 
 pub use mqtt::{Bridge, Output, State};
 

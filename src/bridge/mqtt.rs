@@ -72,6 +72,9 @@ pub enum Output {
     Close,
     /// Feed the engine on behalf of the local session.
     Engine(Input),
+    /// Publish the bridge's connection state on this broker, retained (as the broker: the
+    /// topic is under `$SYS`, where clients may not publish).
+    Notify { topic: String, up: bool },
 }
 
 /// Counts for the API.
@@ -401,6 +404,11 @@ impl Bridge {
     /// (its persistent session stays unless the caller ends it).
     pub fn stop(&mut self, now: Millis) {
         if self.state == State::Active {
+            // A clean DISCONNECT discards the will that would have said so.
+            if self.config.notifications && !self.config.notifications_local_only {
+                let p = notification(&self.config.notification_topic, false);
+                self.send(now, Packet::Publish(p));
+            }
             let d = Disconnect {
                 reason: ReasonCode::Success,
                 properties: Properties::default(),
@@ -697,8 +705,10 @@ impl Bridge {
 
     /// Publishes the connection state on this broker, retained.
     fn notify_local(&mut self, up: bool) {
-        let p = notification(&self.config.notification_topic, up);
-        self.engine_packet(Packet::Publish(p));
+        self.out.push_back(Output::Notify {
+            topic: self.config.notification_topic.clone(),
+            up,
+        });
     }
 
     fn engine_packet(&mut self, packet: Packet) {

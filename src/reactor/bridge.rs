@@ -1,7 +1,8 @@
-//! Bridges in the loop: the reactor's side of `bridge::Bridge`. It opens each bridge's
-//! connection to its remote broker (TCP, TLS, WebSocket, secure WebSocket), feeds the
-//! packets read there to the bridge, writes what the bridge sends, and passes the bridge's
-//! inputs for its local session to the engine and the engine's answers back.
+//! Bridges in the loop: the reactor's side of `bridge::Link` (MQTT bridges and webhooks).
+//! It opens each bridge's connection to its remote end (TCP, TLS, WebSocket, secure
+//! WebSocket), feeds what is read there to the bridge (MQTT packets, or HTTP response bytes),
+//! writes what the bridge sends, passes the bridge's inputs for its local session to the
+//! engine and the engine's answers back, and hands client events to webhooks.
 //!
 //! Owns the bridge table and the link between a bridge, its remote connection (a `Conn` in
 //! the slab, read and written like any other) and its local session's connection id (known
@@ -19,20 +20,23 @@ use mio::{Interest, Token};
 use super::conn::{Conn, ConnState};
 use super::Reactor;
 use crate::api::BridgeInfo;
-use crate::bridge::{Bridge, Output, State};
+use crate::bridge::link::{Link, Out};
+use crate::bridge::mqtt::Bridge;
+use crate::bridge::webhook::Webhook;
 use crate::clock::Millis;
-use crate::codec::mqtt::{Packet, ProtocolVersion};
-use crate::config::bridge::{BridgeConfig, BridgeProtocol, BridgeTransport};
+use crate::codec::mqtt::{Packet, Properties, ProtocolVersion, QoS};
+use crate::config::bridge::{BridgeConfig, BridgeKind, BridgeProtocol, BridgeTransport};
 use crate::engine::event::{Action, ConnId, Input, ListenerId};
+use crate::engine::message::Message;
 use crate::transport::tls_config::{client_config, ClientTlsSettings};
-use crate::transport::{TcpTransport, Transport};
+use crate::transport::{ReadOutcome, TcpTransport, Transport, READ_CHUNK};
 
 /// Bridges at once, from the configuration and the API together.
 pub(super) const BRIDGES_MAX: usize = 64;
 
 /// One bridge and what the reactor keeps for it.
 pub(super) struct BridgeSlot {
-    pub(super) bridge: Bridge,
+    pub(super) link: Link,
     /// The resolved addresses, one list per configured address.
     resolved: Vec<Vec<SocketAddr>>,
     /// The TLS client configuration, built once.
@@ -61,6 +65,8 @@ impl BridgeSlot {
         now: Millis,
         receive_max: u16,
         may_resolve: bool,
+        local: ConnId,
+        wall_ms_at_zero: u64,
     ) -> io::Result<Self> {
         let mut resolved = Vec::with_capacity(config.addresses.len());
         for a in &config.addresses {
@@ -96,8 +102,18 @@ impl BridgeSlot {
                 alpn: t.alpn.clone(),
             })?),
         };
+        let link = match config.kind {
+            BridgeKind::Mqtt => Link::Mqtt(Box::new(Bridge::new(config, seed, now, receive_max))),
+            BridgeKind::Http(_) => Link::Http(Box::new(Webhook::new(
+                config,
+                seed,
+                now,
+                local,
+                wall_ms_at_zero,
+            ))),
+        };
         Ok(Self {
-            bridge: Bridge::new(config, seed, now, receive_max),
+            link,
             resolved,
             tls,
             remote: None,
@@ -125,8 +141,22 @@ impl Reactor {
             0 => u16::MAX,
             n => n,
         };
-        let slot = BridgeSlot::new(config, seed, self.now, receive_max, may_resolve)
-            .map_err(|e| format!("bridge {name}: {e}"))?;
+        let local = ConnId(self.next_conn_id);
+        self.next_conn_id += 1;
+        let wall = self.clock.wall_start_ms();
+        let slot = BridgeSlot::new(
+            config,
+            seed,
+            self.now,
+            receive_max,
+            may_resolve,
+            local,
+            wall,
+        )
+        .map_err(|e| format!("bridge {name}: {e}"))?;
+        if slot.link.wants_events() {
+            self.engine.enable_notices();
+        }
         let key = self.bridges.insert(slot);
         self.bridge_dirty.push(key);
         self.bridge_tick(key);
@@ -137,7 +167,7 @@ impl Reactor {
     pub(super) fn bridge_slot(&self, name: &str) -> Option<usize> {
         self.bridges
             .iter()
-            .find(|(_, s)| s.bridge.name() == name)
+            .find(|(_, s)| s.link.name() == name)
             .map(|(k, _)| k)
     }
 
@@ -147,15 +177,15 @@ impl Reactor {
             return;
         };
         let now = self.now;
-        slot.bridge.stop(now);
-        let local_id = slot.bridge.config().local_clientid.clone();
+        slot.link.stop(now);
+        let local_id = slot.link.config().local_clientid.clone();
         self.bridge_dirty.push(key);
         self.pump_bridges();
         if let Some(slot) = self.bridges.try_remove(key) {
             if let Some(remote) = slot.remote {
                 self.close_bridge_conn(remote);
             }
-            log::info!("bridge {} removed", slot.bridge.name());
+            log::info!("bridge {} removed", slot.link.name());
         }
         self.bridge_locals.retain(|_, &mut b| b != key);
         if !keep_queue {
@@ -170,7 +200,7 @@ impl Reactor {
     pub(super) fn bridge_deadline(&self) -> Option<Millis> {
         self.bridges
             .iter()
-            .filter_map(|(_, s)| s.bridge.next_deadline())
+            .filter_map(|(_, s)| s.link.next_deadline())
             .min()
     }
 
@@ -180,7 +210,7 @@ impl Reactor {
         let due: Vec<usize> = self
             .bridges
             .iter()
-            .filter(|(_, s)| s.bridge.next_deadline().is_some_and(|d| d <= now))
+            .filter(|(_, s)| s.link.next_deadline().is_some_and(|d| d <= now))
             .map(|(k, _)| k)
             .collect();
         for key in due {
@@ -191,7 +221,7 @@ impl Reactor {
     fn bridge_tick(&mut self, key: usize) {
         let now = self.now;
         if let Some(slot) = self.bridges.get_mut(key) {
-            slot.bridge.tick(now);
+            slot.link.tick(now);
             self.bridge_dirty.push(key);
         }
         self.pump_bridges();
@@ -203,7 +233,7 @@ impl Reactor {
         let keys: Vec<usize> = self.bridges.iter().map(|(k, _)| k).collect();
         for key in keys {
             if let Some(slot) = self.bridges.get_mut(key) {
-                slot.bridge.stop(now);
+                slot.link.stop(now);
                 self.bridge_dirty.push(key);
             }
         }
@@ -217,22 +247,28 @@ impl Reactor {
         }
         self.bridge_pumping = true;
         while let Some(key) = self.bridge_dirty.pop() {
-            while let Some(out) = self.bridges.get_mut(key).and_then(|s| s.bridge.poll()) {
+            while let Some(out) = self.bridges.get_mut(key).and_then(|s| s.link.poll()) {
                 self.bridge_output(key, out);
             }
         }
         self.bridge_pumping = false;
     }
 
-    fn bridge_output(&mut self, key: usize, out: Output) {
+    fn bridge_output(&mut self, key: usize, out: Out) {
         match out {
-            Output::Connect(_) => self.open_bridge_conn(key),
-            Output::Send(packet) => {
+            Out::Connect(_) => self.open_bridge_conn(key),
+            Out::Packet(packet) => {
                 if let Some(remote) = self.bridges.get(key).and_then(|s| s.remote) {
                     self.queue_packet(remote, &packet);
                 }
             }
-            Output::Close => {
+            Out::Bytes(bytes) => {
+                let remote = self.bridges.get(key).and_then(|s| s.remote);
+                if let Some(&conn_key) = remote.and_then(|r| self.by_id.get(&r)) {
+                    self.queue_bytes(conn_key, &bytes);
+                }
+            }
+            Out::Close => {
                 if let Some(remote) = self.bridges.get_mut(key).and_then(|s| s.remote.take()) {
                     self.close_bridge_conn(remote);
                 }
@@ -240,7 +276,22 @@ impl Reactor {
                     slot.up = false;
                 }
             }
-            Output::Engine(input) => {
+            Out::Notify { topic, up } => {
+                let msg = Message {
+                    topic: topic.as_str().into(),
+                    payload: Rc::from(if up { &b"1"[..] } else { &b"0"[..] }),
+                    qos: QoS::AtMostOnce,
+                    retain: true,
+                    properties: Properties::default(),
+                    expires_at: None,
+                    origin: None,
+                };
+                self.engine.broker_publish(self.now, msg);
+                while let Some(action) = self.engine.poll_action() {
+                    self.apply(action);
+                }
+            }
+            Out::Engine(input) => {
                 match &input {
                     Input::Opened { conn, .. } => {
                         self.bridge_locals.insert(*conn, key);
@@ -278,16 +329,16 @@ impl Reactor {
             return;
         };
         let index = slot
-            .bridge
+            .link
             .address()
-            .and_then(|a| slot.bridge.config().addresses.iter().position(|b| b == a))
+            .and_then(|a| slot.link.config().addresses.iter().position(|b| b == a))
             .unwrap_or(0);
         let Some(&addr) = slot.resolved.get(index).and_then(|list| list.first()) else {
-            slot.bridge.transport_down(now, "no address");
+            slot.link.transport_down(now, "no address");
             self.bridge_dirty.push(key);
             return;
         };
-        let config = slot.bridge.config();
+        let config = slot.link.config();
         let host = config
             .addresses
             .get(index)
@@ -313,7 +364,7 @@ impl Reactor {
             Ok(t) => t,
             Err(e) => {
                 let why = format!("cannot connect to {addr}: {e}");
-                slot.bridge.transport_down(now, &why);
+                slot.link.transport_down(now, &why);
                 self.bridge_dirty.push(key);
                 return;
             }
@@ -331,7 +382,7 @@ impl Reactor {
         {
             let why = format!("cannot register the connection to {addr}: {e}");
             if let Some(slot) = self.bridges.get_mut(key) {
-                slot.bridge.transport_down(now, &why);
+                slot.link.transport_down(now, &why);
             }
             self.bridge_dirty.push(key);
             return;
@@ -389,7 +440,7 @@ impl Reactor {
         let now = self.now;
         if let Some(slot) = self.bridges.get_mut(link.slot) {
             slot.up = true;
-            slot.bridge.transport_up(now, local);
+            slot.link.transport_up(now, local);
             self.bridge_dirty.push(link.slot);
         }
         self.pump_bridges();
@@ -398,8 +449,8 @@ impl Reactor {
     /// A packet read on a bridge's remote connection.
     pub(super) fn bridge_packet(&mut self, slot: usize, packet: Packet) {
         let now = self.now;
-        if let Some(s) = self.bridges.get_mut(slot) {
-            s.bridge.remote_packet(now, packet);
+        if let Some(Link::Mqtt(b)) = self.bridges.get_mut(slot).map(|s| &mut s.link) {
+            b.remote_packet(now, packet);
             self.bridge_dirty.push(slot);
         }
         self.pump_bridges();
@@ -416,10 +467,19 @@ impl Reactor {
             slot.up = false;
         }
         if !link.closed_by_bridge {
-            slot.bridge.transport_down(now, reason);
+            slot.link.transport_down(now, reason);
             self.bridge_dirty.push(link.slot);
         }
         self.pump_bridges();
+    }
+
+    /// A bridge's remote connection failed with `why`; it is closed at the end of the turn.
+    pub(super) fn bridge_conn_failed(&mut self, slot: usize, id: ConnId, why: &str) {
+        let link = BridgeLink {
+            slot,
+            closed_by_bridge: false,
+        };
+        self.bridge_conn_closed(link, id, why);
     }
 
     /// An engine action for a bridge's local session. Returns the action when it is not one.
@@ -438,10 +498,14 @@ impl Reactor {
             return Some(action);
         };
         let now = self.now;
+        let reopen = ConnId(self.next_conn_id);
         if let Some(s) = self.bridges.get_mut(slot) {
             match action {
-                Action::Send { packet, .. } => s.bridge.from_engine(now, packet),
-                Action::Close { .. } => s.bridge.local_closed(now),
+                Action::Send { packet, .. } => s.link.from_engine(now, packet),
+                Action::Close { .. } => {
+                    self.next_conn_id += 1;
+                    s.link.local_closed(now, reopen);
+                }
                 _ => {}
             }
             self.bridge_dirty.push(slot);
@@ -454,23 +518,91 @@ impl Reactor {
         self.bridges
             .iter()
             .map(|(_, s)| {
-                let b = &s.bridge;
-                let counters = b.counters();
+                let st = s.link.status();
                 BridgeInfo {
-                    config: b.config().clone(),
-                    state: match b.state() {
-                        State::Active => "connected",
-                        State::Connecting { .. } | State::AwaitConnAck { .. } => "connecting",
-                        State::Waiting { .. } => "waiting",
-                        State::Stopped => "stopped",
-                    },
-                    address: b.address().map(|a| format!("{}:{}", a.host, a.port)),
-                    connects: counters.connects,
-                    messages_out: counters.messages_out,
-                    messages_in: counters.messages_in,
-                    last_error: b.last_error().map(str::to_owned),
+                    config: s.link.config().clone(),
+                    state: st.state,
+                    address: s.link.address().map(|a| format!("{}:{}", a.host, a.port)),
+                    connects: st.connects,
+                    messages_out: st.messages_out,
+                    messages_in: st.messages_in,
+                    last_error: st.last_error,
                 }
             })
             .collect()
+    }
+
+    /// Hands the engine's client events to the webhooks that post them.
+    pub(super) fn bridge_events(&mut self) {
+        let notices = self.engine.take_notices();
+        if notices.is_empty() {
+            return;
+        }
+        let now = self.now;
+        let keys: Vec<usize> = self.bridges.iter().map(|(k, _)| k).collect();
+        for notice in &notices {
+            for &key in &keys {
+                if let Some(slot) = self.bridges.get_mut(key) {
+                    slot.link.event(now, notice);
+                    self.bridge_dirty.push(key);
+                }
+            }
+        }
+        self.pump_bridges();
+    }
+
+    /// Reads what a webhook's connection has and hands the bytes to the webhook.
+    pub(super) fn read_webhook(&mut self, key: usize) {
+        loop {
+            if !self.may_read(key, true) {
+                return;
+            }
+            let Some((outcome, _)) = self.read_some(key, READ_CHUNK) else {
+                return;
+            };
+            self.bridge_conn_progress(key);
+            let now = self.now;
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            let Some(link) = conn.bridge else {
+                return;
+            };
+            if let Some(Link::Http(w)) = self.bridges.get_mut(link.slot).map(|s| &mut s.link) {
+                w.received(now, &mut conn.inbound);
+                if matches!(outcome, Ok(ReadOutcome::Eof)) {
+                    w.end_of_stream(now);
+                }
+                self.bridge_dirty.push(link.slot);
+            }
+            self.pump_bridges();
+            match outcome {
+                Ok(ReadOutcome::Full) => {}
+                Ok(ReadOutcome::WouldBlock) => {
+                    self.release_idle_buffer(key);
+                    return;
+                }
+                Ok(ReadOutcome::Eof) => {
+                    if let Some(conn) = self.conns.get_mut(key) {
+                        conn.start_closing(now, "closed by the web service");
+                        self.close_queue.push(key);
+                    }
+                    return;
+                }
+                Err(e) => {
+                    self.io_failed(key, "read", &e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Whether the connection belongs to a webhook.
+    pub(super) fn is_webhook_conn(&self, key: usize) -> bool {
+        self.conns
+            .get(key)
+            .and_then(|c| c.bridge)
+            .and_then(|l| self.bridges.get(l.slot))
+            .is_some_and(|s| s.link.is_http())
     }
 }

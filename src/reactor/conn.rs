@@ -221,6 +221,9 @@ impl Reactor {
         if self.conns.get(key).is_some_and(|c| c.http.is_some()) {
             return self.read_http(key);
         }
+        if self.is_webhook_conn(key) {
+            return self.read_webhook(key);
+        }
         let mut budget = READ_BUDGET_PER_TURN;
         let mut packets = PACKET_BUDGET_PER_TURN;
         loop {
@@ -447,10 +450,23 @@ impl Reactor {
 
     /// Closes the connection after an I/O error, unflushed: the socket is no longer usable.
     pub(super) fn io_failed(&mut self, key: usize, op: &str, e: &io::Error) {
-        if let Some(conn) = self.conns.get_mut(key) {
-            log::info!("{} {}: {op} error: {e}", conn.id, conn.peer);
-            conn.break_off("I/O error");
-            self.close_queue.push(key);
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        log::info!("{} {}: {op} error: {e}", conn.id, conn.peer);
+        conn.break_off("I/O error");
+        self.close_queue.push(key);
+        // A bridge learns the real cause (a refused connection, a certificate), not just
+        // that its connection is gone.
+        if let Some(link) = conn.bridge.as_mut() {
+            let slot = link.slot;
+            let was_told = link.closed_by_bridge;
+            link.closed_by_bridge = true;
+            if !was_told {
+                let id = conn.id;
+                let why = format!("{op} error: {e}");
+                self.bridge_conn_failed(slot, id, &why);
+            }
         }
     }
 }

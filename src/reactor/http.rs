@@ -263,7 +263,7 @@ impl Reactor {
     }
 
     /// Queues raw bytes for a connection.
-    fn queue_bytes(&mut self, key: usize, bytes: &[u8]) {
+    pub(super) fn queue_bytes(&mut self, key: usize, bytes: &[u8]) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };

@@ -460,6 +460,9 @@ impl Reactor {
         while let Some(action) = self.engine.poll_action() {
             self.apply(action);
         }
+        if self.engine.has_notices() {
+            self.bridge_events();
+        }
         if !self.bridge_dirty.is_empty() {
             self.pump_bridges();
         }

@@ -73,6 +73,8 @@ def pytest_runtest_makereport(item, call):
         brokers.append(funcargs["broker"])
     brokers += getattr(funcargs.get("broker_factory"), "started", [])
     brokers += getattr(funcargs.get("http_broker_factory"), "started", [])
+    # Remote brokers of bridge tests (test_bridge.py), when a test uses them.
+    brokers += getattr(funcargs.get("mosquitto_factory"), "started", [])
     for b in brokers:
         tail = b.log().splitlines()[-LOG_TAIL_LINES:]
         report.sections.append((f"{b!r} log (last {LOG_TAIL_LINES} lines)", "\n".join(tail)))
@@ -204,13 +206,15 @@ class HttpBroker(Broker):
     ``protocol http``); ``port`` is the MQTT port, ``http_port`` the API's.
 
     ``token`` writes a token file and names it in ``http_token_file``;
-    ``http_options`` are further lines of the API listener.
+    ``http_options`` are further lines of the API listener; ``tail_lines``
+    are lines written after the listeners (bridge blocks, say).
     """
 
-    def __init__(self, settings, token=None, http_options=None):
+    def __init__(self, settings, token=None, http_options=None, tail_lines=None):
         super().__init__("culex", settings)
         self.token = token
         self.http_options = dict(http_options or {})
+        self.tail_lines = list(tail_lines or [])
         self.http_port = None
 
     def _write_config(self, first_line):
@@ -221,6 +225,7 @@ class HttpBroker(Broker):
             token_file.write_text(self.token + "\n")
             lines.append(f"http_token_file {token_file}")
         lines += [f"{k} {v}" for k, v in self.http_options.items()]
+        lines += self.tail_lines
         with path.open("a") as f:
             f.write("\n".join(lines) + "\n")
         return path
@@ -291,13 +296,14 @@ def broker_factory():
 @pytest.fixture
 def http_broker_factory():
     """Start culex with an HTTP API listener as well (culex only):
-    ``http_broker_factory(token="secret", http_options={"http_request_timeout": 2}, **settings)``."""
+    ``http_broker_factory(token="secret", http_options={"http_request_timeout": 2}, **settings)``;
+    ``tail_lines=[...]`` adds lines after the listeners (bridge blocks)."""
     started = []
 
-    def make(token=None, http_options=None, **settings):
+    def make(token=None, http_options=None, tail_lines=None, **settings):
         merged = dict(DEFAULT_SETTINGS)
         merged.update({k: str(v) for k, v in settings.items()})
-        b = HttpBroker(merged, token=token, http_options=http_options)
+        b = HttpBroker(merged, token=token, http_options=http_options, tail_lines=tail_lines)
         started.append(b)
         return b.start()
 

@@ -128,6 +128,8 @@ pub struct Reactor {
     shutdown_deadline: Option<Millis>,
     /// The store, when persistence is on.
     store: Option<Store>,
+    /// Whether acknowledgements wait for the store's flush (persistence on, every turn).
+    holds_acknowledgements: bool,
     /// Connections held until the store's next flush, and since when the first waits.
     held: Vec<usize>,
     held_since: Option<Millis>,
@@ -223,6 +225,7 @@ impl Reactor {
             accept_retry: Vec::new(),
             traffic: Traffic::default(),
             shutdown_deadline: None,
+            holds_acknowledgements: store.as_ref().is_some_and(Store::holds_acknowledgements),
             store,
             held: Vec::new(),
             held_since: None,
@@ -448,10 +451,9 @@ impl Reactor {
 
     /// Whether `packet` must wait for the store's flush before it leaves.
     fn must_wait(&self, packet: &Packet) -> bool {
-        self.store
-            .as_ref()
-            .is_some_and(Store::holds_acknowledgements)
-            && needs_flush(packet)
+        // Not read from the store itself: during the commit the store is out of `self`, and
+        // the packets a queue read sends then must wait for the flush like any other.
+        self.holds_acknowledgements && needs_flush(packet)
     }
 
     /// Hands one input to the engine and applies everything it asks for in return.

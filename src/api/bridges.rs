@@ -30,6 +30,8 @@ struct Bridge {
     messages_in: u64,
     /// Outgoing messages waiting in the bridge's local session.
     queued: usize,
+    failures: u64,
+    last_status: Option<u16>,
     last_error: Option<String>,
 }
 
@@ -91,6 +93,8 @@ fn view(host: &dyn Host, b: &BridgeInfo) -> Bridge {
         messages_out: b.messages_out,
         messages_in: b.messages_in,
         queued,
+        failures: b.failures,
+        last_status: b.last_status,
         last_error: b.last_error.clone(),
     }
 }

@@ -63,6 +63,10 @@ pub struct BridgeInfo {
     pub connects: u64,
     pub messages_out: u64,
     pub messages_in: u64,
+    /// Failed attempts (connections, or a webhook's posts).
+    pub failures: u64,
+    /// A webhook's last HTTP status.
+    pub last_status: Option<u16>,
     pub last_error: Option<String>,
 }
 

@@ -164,7 +164,7 @@ impl Link {
                     connects: c.connects,
                     messages_out: c.messages_out,
                     messages_in: c.messages_in,
-                    failures: 0,
+                    failures: c.failures,
                     last_status: None,
                     last_error: b.last_error().map(str::to_owned),
                 }

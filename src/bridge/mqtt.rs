@@ -83,6 +83,8 @@ pub struct Counters {
     pub connects: u64,
     pub messages_out: u64,
     pub messages_in: u64,
+    /// Connections lost or attempts that failed.
+    pub failures: u64,
 }
 
 pub struct Bridge {
@@ -650,6 +652,7 @@ impl Bridge {
     fn fail(&mut self, now: Millis, why: String, close: bool) {
         log::warn!("bridge {}: {why}", self.config.name);
         self.last_error = Some(why);
+        self.counters.failures += 1;
         if close {
             self.out.push_back(Output::Close);
         }

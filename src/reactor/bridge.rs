@@ -526,6 +526,8 @@ impl Reactor {
                     connects: st.connects,
                     messages_out: st.messages_out,
                     messages_in: st.messages_in,
+                    failures: st.failures,
+                    last_status: st.last_status,
                     last_error: st.last_error,
                 }
             })

@@ -102,7 +102,12 @@ impl Engine {
     }
 
     fn enqueue(&mut self, key: SessionKey, mut d: Delivery) {
-        let max_msgs = self.limits.max_queued_messages;
+        let mut max_msgs = self.limits.max_queued_messages;
+        if !self.queue_limits.is_empty() {
+            if let Some(&n) = self.queue_limits.get(&*self.sessions[key].client_id) {
+                max_msgs = n;
+            }
+        }
         let max_bytes = self.limits.max_queued_bytes;
         let s = &mut self.sessions[key];
         let size = d.msg.size();

@@ -132,6 +132,9 @@ pub struct Engine {
     shutting_down: bool,
     /// Reused by routing so that matching allocates nothing in the steady state.
     match_buf: Vec<Match>,
+    /// Queue bounds of particular sessions (a bridge's `bridge_max_queued_messages`), in
+    /// place of `max_queued_messages`.
+    queue_limits: BTreeMap<Rc<str>, usize>,
     /// Client events for webhooks, when enabled.
     notices: Option<Vec<event::Notice>>,
     /// Each listener's `mount_point`, and whether its clients' liveness is watched by a
@@ -161,6 +164,7 @@ impl Engine {
             match_buf: Vec::new(),
             listeners: BTreeMap::new(),
             notices: None,
+            queue_limits: BTreeMap::new(),
         };
         engine.sys_start();
         engine
@@ -275,6 +279,19 @@ impl Engine {
     /// Starts recording durable changes (a store is attached).
     pub fn enable_journal(&mut self) {
         self.journal.enable();
+    }
+
+    /// Bounds the queue of the session `client_id` to `max` messages (0: no bound but bytes)
+    /// instead of `max_queued_messages`; `None` removes the particular bound.
+    pub fn set_queue_limit(&mut self, client_id: &str, max: Option<usize>) {
+        match max {
+            Some(n) => {
+                self.queue_limits.insert(Rc::from(client_id), n);
+            }
+            None => {
+                self.queue_limits.remove(client_id);
+            }
+        }
     }
 
     /// Starts recording client events ([`event::Notice`]) for [`Self::take_notices`].

@@ -157,6 +157,11 @@ impl Reactor {
         if slot.link.wants_events() {
             self.engine.enable_notices();
         }
+        let c = slot.link.config();
+        if c.max_queued_messages > 0 {
+            self.engine
+                .set_queue_limit(&c.local_clientid, Some(c.max_queued_messages));
+        }
         let key = self.bridges.insert(slot);
         self.bridge_dirty.push(key);
         self.bridge_tick(key);
@@ -189,6 +194,7 @@ impl Reactor {
         }
         self.bridge_locals.retain(|_, &mut b| b != key);
         if !keep_queue {
+            self.engine.set_queue_limit(&local_id, None);
             self.engine.admin_end_session(now, &local_id);
             while let Some(action) = self.engine.poll_action() {
                 self.apply(action);

@@ -146,3 +146,20 @@ fn notices_tell_connections_subscriptions_and_ends_when_enabled() {
     );
     assert!(!h.engine.has_notices());
 }
+
+#[test]
+fn a_particular_queue_bound_replaces_the_broker_one() {
+    let mut h = Harness::new();
+    h.connect(1, "bridge-local", ProtocolVersion::V311, false);
+    h.subscribe(1, "q/#", QoS::AtLeastOnce);
+    h.closed(1);
+    h.engine.set_queue_limit("bridge-local", Some(2));
+    h.connect(2, "pub", ProtocolVersion::V311, true);
+    for id in 1..=3 {
+        h.publish(2, "q/x", b"m", QoS::AtLeastOnce, id);
+    }
+    assert_eq!(h.engine.session("bridge-local").map(|s| s.queued), Some(2));
+    h.engine.set_queue_limit("bridge-local", None);
+    h.publish(2, "q/x", b"m", QoS::AtLeastOnce, 4);
+    assert_eq!(h.engine.session("bridge-local").map(|s| s.queued), Some(3));
+}

@@ -69,6 +69,7 @@ fn view(host: &dyn Host, b: &BridgeInfo) -> Bridge {
         kind: match c.kind {
             BridgeKind::Mqtt => "mqtt",
             BridgeKind::Http(_) => "http",
+            BridgeKind::MqttSn(_) => "mqttsn",
         },
         state: b.state,
         address: b.address.clone(),

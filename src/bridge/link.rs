@@ -3,6 +3,7 @@
 //! in how they read (MQTT frames, HTTP responses); everything else is shared.
 
 use super::mqtt::{Bridge, Output, State};
+use super::mqttsn::{SnBridge, SnOutput};
 use super::webhook::{BrokerEvent, Webhook, WebhookOutput};
 use crate::clock::Millis;
 use crate::codec::mqtt::Packet;
@@ -25,6 +26,12 @@ pub enum Out {
         topic: String,
         up: bool,
     },
+    /// A datagram for the MQTT-SN gateway in use.
+    ToGateway(Vec<u8>),
+    /// A datagram for the MQTT-SN discovery group.
+    ToGroup(Vec<u8>),
+    /// The source of the datagram just handed in is the MQTT-SN gateway from now on.
+    UseSource,
 }
 
 /// Counts and state for the API, whatever the kind.
@@ -43,6 +50,7 @@ pub struct Status {
 pub enum Link {
     Mqtt(Box<Bridge>),
     Http(Box<Webhook>),
+    MqttSn(Box<SnBridge>),
 }
 
 impl Link {
@@ -50,6 +58,7 @@ impl Link {
         match self {
             Self::Mqtt(b) => b.config(),
             Self::Http(w) => w.config(),
+            Self::MqttSn(b) => b.config(),
         }
     }
 
@@ -77,6 +86,13 @@ impl Link {
                 WebhookOutput::Close => Out::Close,
                 WebhookOutput::Engine(i) => Out::Engine(i),
             }),
+            Self::MqttSn(b) => b.poll().map(|o| match o {
+                SnOutput::ToGateway(d) => Out::ToGateway(d),
+                SnOutput::ToGroup(d) => Out::ToGroup(d),
+                SnOutput::UseSource => Out::UseSource,
+                SnOutput::Engine(i) => Out::Engine(i),
+                SnOutput::Notify { topic, up } => Out::Notify { topic, up },
+            }),
         }
     }
 
@@ -84,6 +100,7 @@ impl Link {
         match self {
             Self::Mqtt(b) => b.next_deadline(),
             Self::Http(w) => w.next_deadline(),
+            Self::MqttSn(b) => b.next_deadline(),
         }
     }
 
@@ -91,6 +108,7 @@ impl Link {
         match self {
             Self::Mqtt(b) => b.tick(now),
             Self::Http(w) => w.tick(now),
+            Self::MqttSn(b) => b.tick(now),
         }
     }
 
@@ -99,6 +117,7 @@ impl Link {
         match self {
             Self::Mqtt(b) => b.transport_up(now, local),
             Self::Http(w) => w.transport_up(now),
+            Self::MqttSn(_) => {}
         }
     }
 
@@ -106,6 +125,7 @@ impl Link {
         match self {
             Self::Mqtt(b) => b.transport_down(now, reason),
             Self::Http(w) => w.transport_down(now, reason),
+            Self::MqttSn(_) => {}
         }
     }
 
@@ -113,6 +133,7 @@ impl Link {
         match self {
             Self::Mqtt(b) => b.from_engine(now, packet),
             Self::Http(w) => w.from_engine(now, packet),
+            Self::MqttSn(b) => b.from_engine(now, packet),
         }
     }
 
@@ -124,6 +145,7 @@ impl Link {
                 w.local_closed(now);
                 w.reopen_local(now, reopen);
             }
+            Self::MqttSn(b) => b.local_closed(now),
         }
     }
 
@@ -131,6 +153,7 @@ impl Link {
         match self {
             Self::Mqtt(b) => b.stop(now),
             Self::Http(w) => w.stop(now),
+            Self::MqttSn(b) => b.stop(now),
         }
     }
 
@@ -146,7 +169,7 @@ impl Link {
     pub fn wants_events(&self) -> bool {
         match &self.config().kind {
             BridgeKind::Http(h) => h.events.iter().any(|e| *e != WebhookEvent::Message),
-            BridgeKind::Mqtt => false,
+            BridgeKind::Mqtt | BridgeKind::MqttSn(_) => false,
         }
     }
 
@@ -169,6 +192,21 @@ impl Link {
                     last_error: b.last_error().map(str::to_owned),
                 }
             }
+            Self::MqttSn(b) => {
+                let (connects, messages_out, messages_in) = b.counters();
+                Status {
+                    state: match b.state_name() {
+                        "searching" => "connecting",
+                        other => other,
+                    },
+                    connects,
+                    messages_out,
+                    messages_in,
+                    failures: 0,
+                    last_status: None,
+                    last_error: b.last_error().map(str::to_owned),
+                }
+            }
             Self::Http(w) => {
                 let c = w.counters();
                 Status {
@@ -187,11 +225,31 @@ impl Link {
         }
     }
 
+    /// A datagram bridge waiting for the connection id of its next local session.
+    pub fn wants_local_id(&self) -> bool {
+        matches!(self, Self::MqttSn(b) if b.wants_local_id())
+    }
+
+    /// Gives a datagram bridge the connection id of its next local session.
+    pub fn set_local_id(&mut self, local: ConnId) {
+        if let Self::MqttSn(b) = self {
+            b.set_local_id(local);
+        }
+    }
+
+    /// An MQTT-SN datagram, from the gateway in use or from elsewhere (discovery).
+    pub fn datagram(&mut self, now: Millis, from_gateway: bool, bytes: &[u8]) {
+        if let Self::MqttSn(b) = self {
+            b.datagram(now, from_gateway, bytes);
+        }
+    }
+
     /// The address in use or last tried.
     pub fn address(&self) -> Option<&RemoteAddress> {
         match self {
             Self::Mqtt(b) => b.address(),
             Self::Http(w) => w.config().addresses.first(),
+            Self::MqttSn(b) => b.config().addresses.first(),
         }
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod link;
 pub mod mqtt;
+pub mod mqttsn;
 pub mod webhook;
 
 pub use mqtt::{Bridge, Output, State};

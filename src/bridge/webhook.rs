@@ -158,7 +158,7 @@ impl Webhook {
     ) -> Self {
         let hook = match &config.kind {
             BridgeKind::Http(h) => h.clone(),
-            BridgeKind::Mqtt => default_hook(&config),
+            BridgeKind::Mqtt | BridgeKind::MqttSn(_) => default_hook(&config),
         };
         let mut w = Self {
             config,

@@ -5,6 +5,7 @@
 //! the file parser, and [`bridge_from_options`] for the API); files named by the options are
 //! read only by the transport when the bridge connects.
 
+use core::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::options::{self, Scope, Support};
@@ -137,6 +138,31 @@ pub enum BridgeKind {
     Mqtt,
     /// A web service receiving events as HTTP POSTs (`bridge_type http`).
     Http(WebhookConfig),
+    /// An MQTT-SN 1.2 gateway over UDP, culex being its client (`bridge_type mqttsn`).
+    MqttSn(SnBridgeConfig),
+}
+
+/// The settings of a bridge to an MQTT-SN gateway. Its address is the bridge's only
+/// `address`; without one the gateway is discovered on `multicast_group`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnBridgeConfig {
+    /// `bridge_multicast_group`: where SEARCHGW goes and GWINFO and ADVERTISE are heard.
+    pub multicast_group: Option<SocketAddr>,
+    /// `bridge_search_radius` (default 1): the radius of SEARCHGW.
+    pub search_radius: u8,
+    /// `bridge_gateway_id`: only the gateway of this id is used.
+    pub gateway_id: Option<u8>,
+    /// DTLS, for the reactor: `None` for plain UDP.
+    pub dtls: Option<SnDtls>,
+}
+
+/// How a bridge to an MQTT-SN gateway secures its datagrams.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SnDtls {
+    /// Certificates (`bridge_cafile`, `bridge_insecure` and friends).
+    Certificates(BridgeTls),
+    /// A pre-shared key (`bridge_identity`, `bridge_psk`).
+    Psk { identity: String, key: Vec<u8> },
 }
 
 /// The events a webhook posts (`bridge_events`, comma-separated).
@@ -225,8 +251,14 @@ pub struct BridgeDraft {
     /// `remote_clientid` by [`Self::finish`].
     local_clientid: Option<String>,
     notification_topic: Option<String>,
-    /// `bridge_type http`.
+    /// `bridge_type http`, `bridge_type mqttsn`.
     http: bool,
+    sn: bool,
+    /// The MQTT-SN settings, used only by an mqttsn bridge, and its PSK.
+    sn_draft: SnBridgeConfig,
+    psk: (Option<String>, Option<Vec<u8>>),
+    /// The first option given that an mqttsn bridge refuses.
+    not_sn: Option<String>,
     /// The webhook settings (`bridge_url` and the other `bridge_type http` options), used
     /// only by an http bridge.
     webhook: WebhookDraft,
@@ -260,24 +292,19 @@ impl Default for WebhookDraft {
 
 /// Options only an MQTT bridge takes (`address`, `addresses`: an http bridge has
 /// `bridge_url`).
+#[rustfmt::skip]
 const MQTT_ONLY: &[&str] = &[
-    "address",
-    "addresses",
-    "round_robin",
-    "bridge_protocol_version",
-    "remote_clientid",
-    "clientid",
-    "remote_username",
-    "username",
-    "remote_password",
-    "password",
-    "cleansession",
-    "keepalive_interval",
-    "try_private",
-    "notifications",
-    "notification_topic",
-    "notifications_local_only",
-    "bridge_transport",
+    "address", "addresses", "round_robin", "bridge_protocol_version", "remote_clientid",
+    "clientid", "remote_username", "username", "remote_password", "password", "cleansession",
+    "keepalive_interval", "try_private", "notifications", "notification_topic",
+    "notifications_local_only", "bridge_transport",
+];
+
+/// Options an MQTT bridge takes and an mqttsn bridge refuses.
+#[rustfmt::skip]
+const NOT_SN: &[&str] = &[
+    "round_robin", "bridge_protocol_version", "remote_username", "username", "remote_password",
+    "password", "try_private", "notifications_local_only", "bridge_transport",
 ];
 
 impl BridgeDraft {
@@ -298,6 +325,15 @@ impl BridgeDraft {
             local_clientid: None,
             notification_topic: None,
             http: false,
+            sn: false,
+            sn_draft: SnBridgeConfig {
+                multicast_group: None,
+                search_radius: 1,
+                gateway_id: None,
+                dtls: None,
+            },
+            psk: (None, None),
+            not_sn: None,
             webhook: WebhookDraft::default(),
             mqtt_only: None,
         })
@@ -325,6 +361,9 @@ impl BridgeDraft {
             Support::Supported => {
                 if MQTT_ONLY.contains(&key) {
                     self.mqtt_only.get_or_insert_with(|| key.to_owned());
+                }
+                if NOT_SN.contains(&key) {
+                    self.not_sn.get_or_insert_with(|| key.to_owned());
                 }
                 self.set(key, &values)?;
                 Ok(Applied::Set)
@@ -377,11 +416,7 @@ impl BridgeDraft {
             "remote_username" | "username" => c.remote_username = Some(text(key, value)?),
             "remote_password" | "password" => c.remote_password = Some(text(key, value)?),
             "cleansession" => c.cleansession = boolean(key, value)?,
-            "keepalive_interval" => {
-                c.keepalive_secs = number(value, 5, u64::from(u16::MAX))
-                    .and_then(|n| u16::try_from(n).ok())
-                    .ok_or_else(|| range_error(key, value, 5, u64::from(u16::MAX)))?;
-            }
+            "keepalive_interval" => c.keepalive_secs = ranged(key, value, 5, u16::MAX.into())?,
             "try_private" => c.try_private = boolean(key, value)?,
             "notifications" => c.notifications = boolean(key, value)?,
             "notifications_local_only" => c.notifications_local_only = boolean(key, value)?,
@@ -394,18 +429,25 @@ impl BridgeDraft {
                 self.notification_topic = Some(value.to_owned());
             }
             "bridge_max_queued_messages" => {
-                let max = u64::from(u32::MAX);
-                c.max_queued_messages = number(value, 0, max)
-                    .and_then(|n| usize::try_from(n).ok())
-                    .ok_or_else(|| range_error(key, value, 0, max))?;
+                c.max_queued_messages = ranged(key, value, 0, u32::MAX.into())?;
             }
             "bridge_type" => {
-                self.http = match value {
-                    "mqtt" => false,
-                    "http" => true,
-                    _ => return Err(format!("{key}: expected mqtt or http, got \"{value}\"")),
+                (self.http, self.sn) = match value {
+                    "mqtt" => (false, false),
+                    "http" => (true, false),
+                    "mqttsn" => (false, true),
+                    _ => {
+                        return Err(format!(
+                            "{key}: expected mqtt, http or mqttsn, got \"{value}\""
+                        ))
+                    }
                 };
             }
+            "bridge_multicast_group" => self.sn_draft.multicast_group = Some(group(value)?),
+            "bridge_search_radius" => self.sn_draft.search_radius = ranged(key, value, 0, 255)?,
+            "bridge_gateway_id" => self.sn_draft.gateway_id = Some(ranged(key, value, 0, 255)?),
+            "bridge_identity" => self.psk.0 = Some(text(key, value)?),
+            "bridge_psk" => self.psk.1 = Some(hex(value)?),
             "bridge_url" => self.webhook.url = Some(url(value)?),
             "bridge_hmac_secret" => {
                 if value.is_empty() {
@@ -413,16 +455,8 @@ impl BridgeDraft {
                 }
                 self.webhook.hmac_secret = Some(value.to_owned());
             }
-            "bridge_batch" => {
-                self.webhook.batch = number(value, 1, 1000)
-                    .and_then(|n| usize::try_from(n).ok())
-                    .ok_or_else(|| range_error(key, value, 1, 1000))?;
-            }
-            "bridge_timeout" => {
-                self.webhook.timeout_secs = number(value, 1, 600)
-                    .and_then(|n| u32::try_from(n).ok())
-                    .ok_or_else(|| range_error(key, value, 1, 600))?;
-            }
+            "bridge_batch" => self.webhook.batch = ranged(key, value, 1, 1000)?,
+            "bridge_timeout" => self.webhook.timeout_secs = ranged(key, value, 1, 600)?,
             "bridge_cafile" => tls.cafile = Some(PathBuf::from(value)),
             "bridge_capath" => tls.capath = Some(PathBuf::from(value)),
             "bridge_certfile" => tls.certfile = Some(PathBuf::from(value)),
@@ -446,6 +480,12 @@ impl BridgeDraft {
     /// `remote_clientid` here. The error concerns the block as a whole (a file parser
     /// reports it at the `connection` line).
     pub fn finish(self) -> Result<BridgeConfig, String> {
+        if self.sn {
+            return self.finish_sn();
+        }
+        if self.psk.0.is_some() || self.psk.1.is_some() {
+            return fail("bridge_identity, bridge_psk: only for bridge_type mqttsn");
+        }
         if self.http {
             return self.finish_http();
         }
@@ -460,38 +500,18 @@ impl BridgeDraft {
             && config.remote_password.is_some()
             && config.remote_username.is_none()
         {
-            return Err(
-                "connection: remote_password requires remote_username with mqttv311".to_owned(),
-            );
+            return fail("connection: remote_password requires remote_username with mqttv311");
         }
         let tls = self.tls;
-        if tls.certfile.is_some() != tls.keyfile.is_some() {
-            return Err(
-                "connection: bridge_certfile and bridge_keyfile must be given together".to_owned(),
-            );
-        }
-        let has_ca = tls.cafile.is_some() || tls.capath.is_some();
-        let on = has_ca || tls.certfile.is_some() || tls.insecure;
-        if on && !has_ca && !tls.insecure {
-            return Err(
-                "connection: bridge_certfile: the remote broker's certificate needs \
-                 bridge_cafile or bridge_capath (or bridge_insecure true)"
-                    .to_owned(),
-            );
-        }
+        let on = tls_on(&tls)?;
         if !on && tls.alpn.is_some() {
-            return Err(
+            return fail(
                 "connection: bridge_alpn requires TLS (bridge_cafile, bridge_capath \
-                 or bridge_insecure true)"
-                    .to_owned(),
+                 or bridge_insecure true)",
             );
         }
         config.tls = on.then_some(tls);
-        let id = &config.remote_clientid;
-        config.local_clientid = self.local_clientid.unwrap_or_else(|| format!("local.{id}"));
-        config.notification_topic = self
-            .notification_topic
-            .unwrap_or_else(|| format!("$SYS/broker/connection/{id}/state"));
+        derive_ids(&mut config, self.local_clientid, self.notification_topic);
         Ok(config)
     }
 }
@@ -532,23 +552,19 @@ impl BridgeDraft {
         }
         let tls = self.tls;
         if tls.certfile.is_some() != tls.keyfile.is_some() {
-            return Err(
-                "connection: bridge_certfile and bridge_keyfile must be given together".to_owned(),
-            );
+            return fail("connection: bridge_certfile and bridge_keyfile must be given together");
         }
         let has_ca = tls.cafile.is_some() || tls.capath.is_some();
         let any_tls = has_ca || tls.certfile.is_some() || tls.insecure || tls.alpn.is_some();
         if !https && any_tls {
-            return Err(
-                "connection: the TLS options (bridge_cafile and friends) need an https bridge_url"
-                    .to_owned(),
+            return fail(
+                "connection: the TLS options (bridge_cafile and friends) need an https bridge_url",
             );
         }
         if https && !has_ca && !tls.insecure {
-            return Err(
+            return fail(
                 "connection: an https bridge_url needs bridge_cafile or bridge_capath \
-                 (or bridge_insecure true)"
-                    .to_owned(),
+                 (or bridge_insecure true)",
             );
         }
         config.tls = https.then_some(tls);
@@ -569,6 +585,101 @@ impl BridgeDraft {
         });
         Ok(config)
     }
+}
+
+impl BridgeDraft {
+    /// [`Self::finish`] for `bridge_type mqttsn`: one `address` or, for discovery,
+    /// `bridge_multicast_group`; a client id MQTT-SN takes; DTLS by certificates or by PSK.
+    fn finish_sn(self) -> Result<BridgeConfig, String> {
+        let mut config = self.config;
+        let (n, group) = (config.addresses.len(), self.sn_draft.multicast_group);
+        let id = &config.remote_clientid;
+        let why = if let Some(key) = &self.not_sn {
+            format!("{key}: not for bridge_type mqttsn")
+        } else if n == 0 && group.is_none() {
+            let name = &config.name;
+            format!("connection: bridge \"{name}\" of bridge_type mqttsn has no address")
+        } else if n > 1 || group.is_some() && n == 1 {
+            "address: one address, or bridge_multicast_group, for bridge_type mqttsn".to_owned()
+        } else if id.is_empty() || id.len() > 23 {
+            format!("remote_clientid: MQTT-SN takes 1 to 23 bytes, got \"{id}\"")
+        } else {
+            String::new()
+        };
+        if !why.is_empty() {
+            return Err(why);
+        }
+        let mut sn = self.sn_draft;
+        let tls = self.tls;
+        let certificates = tls_on(&tls)?;
+        sn.dtls = match self.psk {
+            (None, None) => certificates.then_some(SnDtls::Certificates(tls)),
+            (Some(identity), Some(key)) if !certificates => Some(SnDtls::Psk { identity, key }),
+            (Some(_), Some(_)) => return fail("bridge_psk: not with bridge_cafile and friends"),
+            _ => return fail("connection: bridge_identity and bridge_psk go together"),
+        };
+        derive_ids(&mut config, self.local_clientid, self.notification_topic);
+        config.kind = BridgeKind::MqttSn(sn);
+        Ok(config)
+    }
+}
+
+/// The defaults of `local_clientid` and `notification_topic`, from `remote_clientid`.
+fn derive_ids(config: &mut BridgeConfig, local: Option<String>, topic: Option<String>) {
+    let id = &config.remote_clientid;
+    config.local_clientid = local.unwrap_or_else(|| format!("local.{id}"));
+    config.notification_topic =
+        topic.unwrap_or_else(|| format!("$SYS/broker/connection/{id}/state"));
+}
+
+/// Whether the certificate options turn TLS (or DTLS) on: the certificate and key go
+/// together, and a certificate needs a way to check the remote one.
+fn tls_on(tls: &BridgeTls) -> Result<bool, String> {
+    if tls.certfile.is_some() != tls.keyfile.is_some() {
+        return fail("connection: bridge_certfile and bridge_keyfile must be given together");
+    }
+    let has_ca = tls.cafile.is_some() || tls.capath.is_some();
+    let on = has_ca || tls.certfile.is_some() || tls.insecure;
+    if on && !has_ca && !tls.insecure {
+        return fail(
+            "connection: bridge_certfile: the remote broker's certificate needs \
+             bridge_cafile or bridge_capath (or bridge_insecure true)",
+        );
+    }
+    Ok(on)
+}
+
+/// An error of this text.
+fn fail<T>(why: &str) -> Result<T, String> {
+    Err(why.to_owned())
+}
+
+/// A decimal number within `min..=max`, in the field's type.
+fn ranged<T: TryFrom<u64>>(key: &str, value: &str, min: u64, max: u64) -> Result<T, String> {
+    number(value, min, max)
+        .and_then(|n| T::try_from(n).ok())
+        .ok_or_else(|| range_error(key, value, min, max))
+}
+
+/// `bridge_multicast_group ADDRESS:PORT`: a multicast address and a port other than 0.
+fn group(value: &str) -> Result<SocketAddr, String> {
+    const KEY: &str = "bridge_multicast_group";
+    match value.parse::<SocketAddr>() {
+        Ok(g) if g.ip().is_multicast() && g.port() != 0 => Ok(g),
+        _ => Err(format!(
+            "{KEY}: expected a multicast ADDRESS:PORT (IPv6 as [ADDRESS]:PORT), got \"{value}\""
+        )),
+    }
+}
+
+/// `bridge_psk HEX`: the key, an even number of hex digits (at most 512).
+fn hex(v: &str) -> Result<Vec<u8>, String> {
+    let pair = |i: usize| u8::from_str_radix(v.get(i..i + 2)?, 16).ok();
+    let digits = (2..=512).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_hexdigit());
+    let key =
+        (digits && v.len().is_multiple_of(2)).then(|| (0..v.len()).step_by(2).map(pair).collect());
+    key.flatten()
+        .ok_or_else(|| format!("bridge_psk: expected 2 to 512 hex digits, got \"{v}\""))
 }
 
 /// The bridge named `name` with `options`, each an option name and its value as it would
@@ -785,7 +896,7 @@ fn topic(values: &[&str]) -> Result<TopicMapping, String> {
         }
     };
     let Some((pattern, rest)) = values.split_first() else {
-        return Err("topic: missing value".to_owned());
+        return fail("topic: missing value");
     };
     let direction = match rest.first().copied() {
         None | Some("out") => Direction::Out,
@@ -821,7 +932,7 @@ fn topic(values: &[&str]) -> Result<TopicMapping, String> {
         ));
     }
     if pattern.is_empty() && local_prefix.is_empty() && remote_prefix.is_empty() {
-        return Err("topic: an empty pattern (\"\") needs a local or remote prefix".to_owned());
+        return fail("topic: an empty pattern (\"\") needs a local or remote prefix");
     }
     for (side, prefix) in [("local", &local_prefix), ("remote", &remote_prefix)] {
         let filter = format!("{prefix}{pattern}");
@@ -864,11 +975,7 @@ fn transport(values: &[&str]) -> Result<BridgeTransport, String> {
 /// `restart_timeout BASE [CAP]`: the base delay and the cap of the backoff, in seconds.
 fn restart(values: &[&str]) -> Result<(u32, Option<u32>), String> {
     const KEY: &str = "restart_timeout";
-    let seconds = |v: &str| {
-        number(v, 1, u64::from(u32::MAX))
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| range_error(KEY, v, 1, u64::from(u32::MAX)))
-    };
+    let seconds = |v: &str| ranged::<u32>(KEY, v, 1, u32::MAX.into());
     match values {
         [] => Err(format!("{KEY}: missing value")),
         [base] => Ok((seconds(base)?, None)),

@@ -183,7 +183,7 @@ impl Engine {
         }
         let present = session_present && !c.clean_start;
         let listener = match self.conns.get(&conn) {
-            Some(c) if c.internal => "of the broker itself".to_owned(),
+            Some(c) if c.internal => "as a client of the broker itself".to_owned(),
             Some(c) => format!("on listener {}", c.listener.0),
             None => String::new(),
         };

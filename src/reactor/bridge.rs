@@ -17,11 +17,13 @@ use std::sync::Arc;
 
 use mio::{Interest, Token};
 
+use super::bridge_udp::SnSockets;
 use super::conn::{Conn, ConnState};
 use super::Reactor;
 use crate::api::BridgeInfo;
 use crate::bridge::link::{Link, Out};
 use crate::bridge::mqtt::Bridge;
+use crate::bridge::mqttsn::SnBridge;
 use crate::bridge::webhook::Webhook;
 use crate::clock::Millis;
 use crate::codec::mqtt::{Packet, Properties, ProtocolVersion, QoS};
@@ -45,6 +47,8 @@ pub(super) struct BridgeSlot {
     remote: Option<ConnId>,
     /// The remote connection's handshakes are done and the bridge was told.
     up: bool,
+    /// The sockets of an MQTT-SN bridge.
+    pub(super) udp: Option<SnSockets>,
 }
 
 /// What a remote connection's `Conn` knows of its bridge.
@@ -103,6 +107,14 @@ impl BridgeSlot {
             })?),
         };
         let link = match config.kind {
+            BridgeKind::MqttSn(ref sn) => {
+                if sn.dtls.is_some() {
+                    return Err(io::Error::other(
+                        "DTLS for bridge_type mqttsn is not available in this version",
+                    ));
+                }
+                Link::MqttSn(Box::new(SnBridge::new(config, seed, now, receive_max)))
+            }
             BridgeKind::Mqtt => Link::Mqtt(Box::new(Bridge::new(config, seed, now, receive_max))),
             BridgeKind::Http(_) => Link::Http(Box::new(Webhook::new(
                 config,
@@ -118,6 +130,7 @@ impl BridgeSlot {
             tls,
             remote: None,
             up: false,
+            udp: None,
         })
     }
 }
@@ -162,6 +175,15 @@ impl Reactor {
             self.engine
                 .set_queue_limit(&c.local_clientid, Some(c.max_queued_messages));
         }
+        let key = self.bridges.vacant_key();
+        let token = self.bridge_udp_token_of(key);
+        let mut slot = slot;
+        if let BridgeKind::MqttSn(sn) = &slot.link.config().kind {
+            let gateway = slot.resolved.first().and_then(|list| list.first()).copied();
+            let sockets = SnSockets::open(gateway, sn.multicast_group, self.poll.registry(), token)
+                .map_err(|e| format!("bridge {name}: {e}"))?;
+            slot.udp = Some(sockets);
+        }
         let key = self.bridges.insert(slot);
         self.bridge_dirty.push(key);
         self.bridge_tick(key);
@@ -186,9 +208,12 @@ impl Reactor {
         let local_id = slot.link.config().local_clientid.clone();
         self.bridge_dirty.push(key);
         self.pump_bridges();
-        if let Some(slot) = self.bridges.try_remove(key) {
+        if let Some(mut slot) = self.bridges.try_remove(key) {
             if let Some(remote) = slot.remote {
                 self.close_bridge_conn(remote);
+            }
+            if let Some(u) = slot.udp.as_mut() {
+                u.close(self.poll.registry());
             }
             log::info!("bridge {} removed", slot.link.name());
         }
@@ -252,6 +277,7 @@ impl Reactor {
             return;
         }
         self.bridge_pumping = true;
+        self.hand_out_local_ids();
         while let Some(key) = self.bridge_dirty.pop() {
             while let Some(out) = self.bridges.get_mut(key).and_then(|s| s.link.poll()) {
                 self.bridge_output(key, out);
@@ -282,6 +308,9 @@ impl Reactor {
                     slot.up = false;
                 }
             }
+            Out::ToGateway(bytes) => self.bridge_datagram(key, false, bytes),
+            Out::ToGroup(bytes) => self.bridge_datagram(key, true, bytes),
+            Out::UseSource => self.bridge_use_source(key),
             Out::Notify { topic, up } => {
                 let msg = Message {
                     topic: topic.as_str().into(),

@@ -36,6 +36,7 @@
 //! to disk before it returns.
 
 mod bridge;
+mod bridge_udp;
 mod conn;
 mod flush;
 mod http;
@@ -62,6 +63,8 @@ use crate::engine::session::Delivery;
 use crate::engine::Engine;
 use crate::store::{Store, TurnSource};
 use crate::transport::dtls::DtlsConfig;
+use bridge::BRIDGES_MAX;
+use bridge_udp::TOKENS_PER_BRIDGE;
 use conn::Conn;
 use listener::{Listener, TCP_LISTENERS_MAX};
 use signal::AfterSignals;
@@ -148,6 +151,12 @@ pub struct Reactor {
     bridge_dirty: Vec<usize>,
     bridge_pumping: bool,
     bridge_seed: u64,
+    /// Bridge UDP sockets take tokens from here, two per bridge slot.
+    bridge_udp_base: usize,
+    /// Bridge sockets with datagrams left unread by the previous turn.
+    bridge_udp_again: Vec<(usize, bool)>,
+    /// Bridge datagrams to send after the turn's commit: (slot, to, bytes).
+    bridge_datagrams: Vec<(usize, std::net::SocketAddr, Vec<u8>)>,
     /// The slab keys of API connections, and when their deadlines are next checked.
     http_keys: BTreeSet<usize>,
     next_http_sweep: Millis,
@@ -201,8 +210,12 @@ impl Reactor {
             }
         }
         let bridges = config.bridges.clone();
+        let sn_count = sn.len();
         let mut reactor = Self {
-            conn_base: sn_base + sn.len() * TOKENS_PER_SN_LISTENER,
+            // After the bridges' UDP sockets.
+            conn_base: sn_base
+                + sn_count * TOKENS_PER_SN_LISTENER
+                + BRIDGES_MAX * TOKENS_PER_BRIDGE,
             sn_base,
             sn,
             sn_read_queue: Vec::new(),
@@ -239,6 +252,9 @@ impl Reactor {
             bridge_dirty: Vec::new(),
             bridge_pumping: false,
             bridge_seed: seed.rotate_left(23),
+            bridge_udp_base: sn_base + sn_count * TOKENS_PER_SN_LISTENER,
+            bridge_udp_again: Vec::new(),
+            bridge_datagrams: Vec::new(),
             next_http_sweep: now,
         };
         reactor
@@ -287,6 +303,7 @@ impl Reactor {
             // 7. Flush.
             self.flush_all();
             self.send_datagrams();
+            self.send_bridge_datagrams();
             // 8. Deferred closes.
             self.close_finished();
             if self.shutdown_complete() {
@@ -303,7 +320,8 @@ impl Reactor {
     fn poll_timeout(&self) -> Duration {
         let work_queued = !self.flush_queue.is_empty()
             || !self.read_queue.is_empty()
-            || !self.sn_read_queue.is_empty();
+            || !self.sn_read_queue.is_empty()
+            || !self.bridge_udp_again.is_empty();
         // Held output waits for a flush that comes as soon as nothing else is ready.
         let mut ms = if work_queued { 0 } else { MAX_WAIT_MS };
         // Held output: wait a little for more work to share the flush with.
@@ -357,6 +375,13 @@ impl Reactor {
             read: true,
             write: false,
         }));
+        let base = self.bridge_udp_base;
+        let again = std::mem::take(&mut self.bridge_udp_again);
+        ready.extend(again.into_iter().map(|(slot, group)| Ready {
+            token: Token(base + slot * TOKENS_PER_BRIDGE + usize::from(group)),
+            read: true,
+            write: false,
+        }));
         let retries = std::mem::take(&mut self.accept_retry);
         ready.extend(retries.into_iter().map(|index| Ready {
             token: Token(FIRST_LISTENER_TOKEN + index),
@@ -383,6 +408,12 @@ impl Reactor {
         if let Some((index, group)) = self.sn_token(ready.token) {
             if ready.read {
                 self.read_datagrams(index, group);
+            }
+            return AfterSignals::Continue;
+        }
+        if let Some((slot, group)) = self.bridge_udp_token(ready.token) {
+            if ready.read {
+                self.read_bridge_datagrams(slot, group);
             }
             return AfterSignals::Continue;
         }

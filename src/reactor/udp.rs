@@ -124,7 +124,7 @@ pub(super) fn bind(
     })
 }
 
-fn bind_udp(addr: SocketAddr, dual: bool) -> io::Result<UdpSocket> {
+pub(super) fn bind_udp(addr: SocketAddr, dual: bool) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_address(true)?;
     if addr.is_ipv6() {
@@ -138,7 +138,11 @@ fn bind_udp(addr: SocketAddr, dual: bool) -> io::Result<UdpSocket> {
 }
 
 /// A socket on the group's port that receives what is sent to the group.
-fn join_group(group: SocketAddr, interface: Option<&str>, ttl: u32) -> io::Result<UdpSocket> {
+pub(super) fn join_group(
+    group: SocketAddr,
+    interface: Option<&str>,
+    ttl: u32,
+) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(group), Type::DGRAM, Some(Protocol::UDP))?;
     // Several gateways (and clients) on one host share the group's port.
     socket.set_reuse_address(true)?;
@@ -182,7 +186,7 @@ fn join_group(group: SocketAddr, interface: Option<&str>, ttl: u32) -> io::Resul
     Ok(UdpSocket::from_std(socket.into()))
 }
 
-fn set_ttl(socket: &UdpSocket, group: SocketAddr, ttl: u32) -> io::Result<()> {
+pub(super) fn set_ttl(socket: &UdpSocket, group: SocketAddr, ttl: u32) -> io::Result<()> {
     let s = socket2::SockRef::from(socket);
     match group {
         SocketAddr::V4(_) => {

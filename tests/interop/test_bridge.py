@@ -865,3 +865,44 @@ def test_invalid_definitions_over_api(mosquitto_factory, culex):
     # The one bridge that was accepted is the first definition, still connecting to mosquitto.
     info = api.wait_state("ok", "connected")
     assert info["address"] == f"127.0.0.1:{mosq.port}", info
+
+
+# ---------------------------------------------------------------------------
+# 7. culex -> culex over MQTT-SN (UDP), with an address and found by discovery
+
+
+def sn_block(name, topics, address=None, group=None, **options):
+    """The lines of an MQTT-SN ``connection`` block."""
+    lines = [f"connection {name}", "bridge_type mqttsn", f"remote_clientid sn-{name}",
+             "keepalive_interval 10", "restart_timeout 1"]
+    if address:
+        lines.append(f"address {address}")
+    if group:
+        lines.append(f"bridge_multicast_group {group}")
+    lines += [f"topic {t}" for t in topics]
+    lines += [f"{k} {v}" for k, v in options.items()]
+    return lines
+
+
+@pytest.mark.parametrize("found_by", ["address", "discovery"])
+@pytest.mark.parametrize("qos", [1, 2])
+def test_mqttsn_bridge_to_culex(found_by, qos, transport_broker_factory, culex, peers):
+    group = f"239.255.18.{random.randint(1, 250)}:{free_port(kind=socket.SOCK_DGRAM)}"
+    sn_options = {"multicast_group": group, "advertise_interval": 1} \
+        if found_by == "discovery" else {}
+    remote = transport_broker_factory([
+        Listener("tcp"),
+        Listener("sn", protocol="mqttsn", options=sn_options),
+    ])
+    topics = [f"sensors/# out {qos} site/ gw/", f"cmd/# in {qos} site/ gw/"]
+    if found_by == "address":
+        block = sn_block("s1", topics, address=f"127.0.0.1:{remote['sn'].port}")
+    else:
+        block = sn_block("s1", topics, group=group)
+    local, api = culex(block)
+    info = api.wait_state("s1", "connected", timeout=20)
+    assert info["type"] == "mqttsn", info
+    exercise_core(local, Remote("127.0.0.1", remote["tcp"].port), peers, qos=qos)
+    # The bridge is a client of the remote gateway like any MQTT-SN sensor.
+    listed = api.request("GET", "bridges/s1").json
+    assert listed["messages_out"] >= 1 and listed["messages_in"] >= 1, listed

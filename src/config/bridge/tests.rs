@@ -467,8 +467,8 @@ fn errors_name_file_and_line() {
         ),
         (
             "bridge_psk 0a",
-            3,
-            "bridge_psk is not supported in this version",
+            1,
+            "bridge_identity, bridge_psk: only for bridge_type mqttsn",
         ),
         (
             "local_username u",
@@ -651,7 +651,7 @@ fn odd_input_never_panics() {
 fn hook(b: &BridgeConfig) -> &WebhookConfig {
     match &b.kind {
         BridgeKind::Http(h) => h,
-        BridgeKind::Mqtt => panic!("not an http bridge: {b:?}"),
+        _ => panic!("not an http bridge: {b:?}"),
     }
 }
 
@@ -785,7 +785,7 @@ fn webhook_errors() {
     let cases: &[(&str, &str)] = &[
         (
             "connection w\nbridge_type ftp",
-            "t.conf:2: bridge_type: expected mqtt or http, got \"ftp\"",
+            "t.conf:2: bridge_type: expected mqtt, http or mqttsn, got \"ftp\"",
         ),
         (
             http,
@@ -930,4 +930,55 @@ fn webhook_from_options_like_config_lines() {
         bridge_from_options("w", &only_type),
         Err("connection: bridge \"w\" of bridge_type http has no bridge_url".to_owned())
     );
+}
+
+#[test]
+#[rustfmt::skip]
+fn mqttsn_bridges() {
+    let sn = |block: &str| match bridge(&format!("bridge_type mqttsn\n{block}")).kind {
+        BridgeKind::MqttSn(s) => s,
+        k => panic!("{k:?}"),
+    };
+    let b = bridge("bridge_type mqttsn\naddress gw\nremote_clientid n1\nkeepalive_interval 30\n");
+    assert_eq!((b.addresses, b.keepalive_secs, b.tls), (vec![address("gw", 1883)], 30, None));
+    let s = sn("bridge_multicast_group 225.1.1.1:1883\nbridge_search_radius 3\n\
+                bridge_gateway_id 7\nbridge_identity me\nbridge_psk 0aFf\nremote_clientid c\n");
+    let group = "225.1.1.1:1883".parse().ok();
+    assert_eq!((s.multicast_group, s.search_radius, s.gateway_id), (group, 3, Some(7)));
+    assert_eq!(s.dtls, Some(SnDtls::Psk { identity: "me".into(), key: vec![0x0a, 0xff] }));
+    let s = sn("address gw:1884\nbridge_cafile ca.crt\n");
+    assert!(matches!(s.dtls, Some(SnDtls::Certificates(t)) if t.cafile.is_some()));
+    assert_eq!((s.multicast_group, s.search_radius, s.gateway_id), (None, 1, None));
+    let api = [("bridge_type", "mqttsn"), ("address", "gw"), ("remote_clientid", "c")];
+    let api: Vec<_> = api.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+    assert!(matches!(bridge_from_options("a", &api).map(|b| b.kind), Ok(BridgeKind::MqttSn(_))));
+}
+
+#[test]
+#[rustfmt::skip]
+fn mqttsn_errors() {
+    let head = "connection b\nbridge_type mqttsn\nremote_clientid c\n";
+    for (block, message) in [
+        ("address gw\nbridge_protocol_version mqttv50\n", "1: bridge_protocol_version: not for"),
+        ("address gw\nremote_username u\n", "1: remote_username: not for bridge_type mqttsn"),
+        ("address gw\ntry_private false\n", "1: try_private: not for bridge_type mqttsn"),
+        ("address gw\nbridge_transport tcp\n", "1: bridge_transport: not for"),
+        ("", "1: connection: bridge \"b\" of bridge_type mqttsn has no address"),
+        ("address a b\n", "1: address: one address, or bridge_multicast_group"),
+        ("address a\nbridge_multicast_group 225.1.1.1:1\n", "1: address: one address"),
+        ("bridge_multicast_group 10.0.0.1:1883\n", "4: bridge_multicast_group: expected a"),
+        ("bridge_multicast_group 225.1.1.1:0\n", "4: bridge_multicast_group: expected a"),
+        ("address a\nbridge_search_radius 256\n", "5: bridge_search_radius: expected a number"),
+        ("address a\nbridge_gateway_id x\n", "5: bridge_gateway_id: expected a number"),
+        ("address a\nbridge_psk abc\n", "5: bridge_psk: expected 2 to 512 hex digits"),
+        ("address a\nbridge_psk zz\n", "5: bridge_psk: expected 2 to 512 hex digits"),
+        ("address a\nbridge_psk 00\n", "1: connection: bridge_identity and bridge_psk go"),
+        ("address a\nbridge_identity i\nbridge_psk 00\nbridge_insecure true\n", "1: bridge_psk"),
+        ("address a\nremote_clientid 123456789012345678901234\n", "1: remote_clientid: MQTT-SN"),
+    ] {
+        let got = err(&format!("{head}{block}"));
+        assert!(got.contains(message), "{block:?}: {got}");
+    }
+    let got = err("connection b\naddress a\nbridge_identity i\n");
+    assert!(got.contains("1: bridge_identity, bridge_psk: only for bridge_type mqttsn"), "{got}");
 }

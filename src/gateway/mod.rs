@@ -102,6 +102,9 @@ pub enum Output {
     Datagram { to: SocketAddr, bytes: Vec<u8> },
     /// Send one datagram to the listener's multicast group, if it has one.
     Multicast { bytes: Vec<u8> },
+    /// Send one discovery datagram (GWINFO) in the clear, even on a DTLS listener: a client
+    /// searches for its gateway before any handshake.
+    Discovery { to: SocketAddr, bytes: Vec<u8> },
     /// Feed this to the engine.
     Engine(Input),
 }
@@ -416,7 +419,15 @@ impl Gateway {
                 gw_id: self.config.gateway_id,
                 gw_add: &[],
             };
-            self.send(&peer, &info);
+            let mut bytes = Vec::with_capacity(sn::encoded_len(&info) + 8);
+            match &peer.node {
+                None => sn::encode(&info, &mut bytes),
+                Some(node) => sn::encode_encapsulated(0, node, &info, &mut bytes),
+            }
+            self.out.push_back(Output::Discovery {
+                to: peer.addr,
+                bytes,
+            });
         }
         if let Some(due) = self.next_advertise.filter(|d| *d <= now) {
             let interval = self.config.advertise_interval;

@@ -27,9 +27,10 @@ use crate::bridge::mqttsn::SnBridge;
 use crate::bridge::webhook::Webhook;
 use crate::clock::Millis;
 use crate::codec::mqtt::{Packet, Properties, ProtocolVersion, QoS};
-use crate::config::bridge::{BridgeConfig, BridgeKind, BridgeProtocol, BridgeTransport};
+use crate::config::bridge::{BridgeConfig, BridgeKind, BridgeProtocol, BridgeTransport, SnDtls};
 use crate::engine::event::{Action, ConnId, Input, ListenerId};
 use crate::engine::message::Message;
+use crate::transport::dtls::ClientCredentials;
 use crate::transport::tls_config::{client_config, ClientTlsSettings};
 use crate::transport::{ReadOutcome, TcpTransport, Transport, READ_CHUNK};
 
@@ -107,12 +108,7 @@ impl BridgeSlot {
             })?),
         };
         let link = match config.kind {
-            BridgeKind::MqttSn(ref sn) => {
-                if sn.dtls.is_some() {
-                    return Err(io::Error::other(
-                        "DTLS for bridge_type mqttsn is not available in this version",
-                    ));
-                }
+            BridgeKind::MqttSn(_) => {
                 Link::MqttSn(Box::new(SnBridge::new(config, seed, now, receive_max)))
             }
             BridgeKind::Mqtt => Link::Mqtt(Box::new(Bridge::new(config, seed, now, receive_max))),
@@ -180,8 +176,36 @@ impl Reactor {
         let mut slot = slot;
         if let BridgeKind::MqttSn(sn) = &slot.link.config().kind {
             let gateway = slot.resolved.first().and_then(|list| list.first()).copied();
-            let sockets = SnSockets::open(gateway, sn.multicast_group, self.poll.registry(), token)
-                .map_err(|e| format!("bridge {name}: {e}"))?;
+            let server_name = slot
+                .link
+                .config()
+                .addresses
+                .first()
+                .map(|a| a.host.clone())
+                .unwrap_or_default();
+            let credentials = sn.dtls.as_ref().map(|d| match d {
+                SnDtls::Certificates(t) => ClientCredentials::Certificates {
+                    cafile: t.cafile.clone(),
+                    insecure: t.insecure,
+                    certfile: t.certfile.clone(),
+                    keyfile: t.keyfile.clone(),
+                    server_name,
+                },
+                SnDtls::Psk { identity, key } => ClientCredentials::Psk {
+                    identity: identity.clone(),
+                    key: key.clone(),
+                },
+            });
+            let registry = self.poll.registry();
+            let sockets = SnSockets::open(
+                gateway,
+                sn.multicast_group,
+                credentials,
+                seed,
+                registry,
+                token,
+            )
+            .map_err(|e| format!("bridge {name}: {e}"))?;
             slot.udp = Some(sockets);
         }
         let key = self.bridges.insert(slot);
@@ -229,14 +253,20 @@ impl Reactor {
 
     /// The earliest deadline of any bridge.
     pub(super) fn bridge_deadline(&self) -> Option<Millis> {
+        let dtls = self
+            .bridges
+            .iter()
+            .filter_map(|(_, s)| s.udp.as_ref().and_then(SnSockets::dtls_deadline));
         self.bridges
             .iter()
             .filter_map(|(_, s)| s.link.next_deadline())
+            .chain(dtls)
             .min()
     }
 
     /// Step 4 for the bridges: fires what is due.
     pub(super) fn bridge_timers(&mut self) {
+        self.bridge_dtls_timers();
         let now = self.now;
         let due: Vec<usize> = self
             .bridges

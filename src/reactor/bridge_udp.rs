@@ -1,9 +1,11 @@
 //! MQTT-SN bridges in the loop: the UDP socket of each (and, for gateway discovery, a socket
 //! joined to the multicast group), datagrams in and out, and the gateway address in use.
 //!
-//! Owns those sockets. It must never interpret a datagram (the bridge does) and never queue
-//! datagrams beyond the turn: they are sent after the turn's commit, like the gateway's, so
-//! an acknowledgement never leaves before what it acknowledges is stored.
+//! Owns those sockets and, for a bridge with DTLS, its association with the gateway (the
+//! discovery datagrams on the group stay in the clear). It must never interpret an MQTT-SN
+//! message (the bridge does) and never queue datagrams beyond the turn: they are sent after
+//! the turn's commit, like the gateway's, so an acknowledgement never leaves before what it
+//! acknowledges is stored.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -13,7 +15,9 @@ use mio::{Interest, Token};
 
 use super::udp::{bind_udp, join_group, set_ttl};
 use super::Reactor;
+use crate::clock::Millis;
 use crate::engine::event::ConnId;
+use crate::transport::dtls::{ClientCredentials, DtlsClient};
 
 /// Datagrams read from one bridge socket per turn; the rest wait for the next turn.
 const DATAGRAMS_PER_TURN: usize = 256;
@@ -30,6 +34,10 @@ pub(super) struct SnSockets {
     gateway: Option<SocketAddr>,
     /// The source of the datagram being handed to the bridge.
     source: Option<SocketAddr>,
+    /// DTLS to the gateway: the credentials, and the association once the gateway is known.
+    credentials: Option<ClientCredentials>,
+    dtls: Option<DtlsClient>,
+    seed: u64,
 }
 
 impl SnSockets {
@@ -38,6 +46,8 @@ impl SnSockets {
     pub(super) fn open(
         gateway: Option<SocketAddr>,
         group: Option<SocketAddr>,
+        credentials: Option<ClientCredentials>,
+        seed: u64,
         registry: &mio::Registry,
         token: usize,
     ) -> io::Result<Self> {
@@ -62,7 +72,46 @@ impl SnSockets {
             group,
             gateway,
             source: None,
+            credentials,
+            dtls: None,
+            seed,
         })
+    }
+
+    /// The DTLS association with the gateway, started when first needed.
+    fn dtls(&mut self, now: Millis) -> Option<&mut DtlsClient> {
+        let (Some(credentials), Some(gateway)) = (self.credentials.as_ref(), self.gateway) else {
+            return None;
+        };
+        if self.dtls.is_none() {
+            self.seed = self.seed.wrapping_add(1);
+            match DtlsClient::new(credentials, gateway, now, self.seed) {
+                Ok(c) => self.dtls = Some(c),
+                Err(e) => {
+                    log::warn!("DTLS to the MQTT-SN gateway {gateway}: {e}");
+                    return None;
+                }
+            }
+        }
+        self.dtls.as_mut()
+    }
+
+    /// The datagrams the DTLS association has for the wire.
+    fn drain_dtls(&mut self, out: &mut Vec<Vec<u8>>) {
+        if let Some(d) = self.dtls.as_mut() {
+            while let Some(datagram) = d.poll_transmit() {
+                out.push(datagram);
+            }
+            if let Some(why) = d.take_failure() {
+                log::warn!("DTLS to the MQTT-SN gateway: {why}");
+                // A new association starts with the next message.
+                self.dtls = None;
+            }
+        }
+    }
+
+    pub(super) fn dtls_deadline(&self) -> Option<Millis> {
+        self.dtls.as_ref().and_then(DtlsClient::next_deadline)
     }
 
     pub(super) fn close(&mut self, registry: &mio::Registry) {
@@ -130,8 +179,32 @@ impl Reactor {
                 s.link.set_local_id(local);
                 self.next_conn_id += 1;
             }
-            s.link
-                .datagram(now, from_gateway, buf.get(..len).unwrap_or_default());
+            let bytes = buf.get(..len).unwrap_or_default();
+            let secured = !group && from_gateway;
+            let decrypted = match s.udp.as_mut().filter(|u| u.credentials.is_some()) {
+                Some(u) if secured => {
+                    let data = u
+                        .dtls(now)
+                        .map(|d| d.receive(now, bytes))
+                        .unwrap_or_default();
+                    let mut wire = Vec::new();
+                    u.drain_dtls(&mut wire);
+                    if let Some(to) = u.gateway {
+                        self.bridge_datagrams
+                            .extend(wire.into_iter().map(|d| (slot, to, d)));
+                    }
+                    Some(data)
+                }
+                _ => None,
+            };
+            match decrypted {
+                Some(messages) => {
+                    for m in messages {
+                        s.link.datagram(now, true, &m);
+                    }
+                }
+                None => s.link.datagram(now, from_gateway, bytes),
+            }
             self.bridge_dirty.push(slot);
             self.pump_bridges();
         }
@@ -146,16 +219,59 @@ impl Reactor {
             return;
         };
         let to = if to_group { u.group } else { u.gateway };
-        if let Some(to) = to {
-            // Sent after the turn's commit; an acknowledgement in it waits for the flush.
-            self.flush_now |= self.holds_acknowledgements;
+        let Some(to) = to else {
+            return;
+        };
+        // Sent after the turn's commit; an acknowledgement in it waits for the flush.
+        self.flush_now |= self.holds_acknowledgements;
+        let secured = !to_group && u.credentials.is_some();
+        if !secured {
             self.bridge_datagrams.push((slot, to, bytes));
+            return;
+        }
+        let now = self.now;
+        let Some(u) = self.bridges.get_mut(slot).and_then(|s| s.udp.as_mut()) else {
+            return;
+        };
+        if let Some(d) = u.dtls(now) {
+            if let Err(e) = d.send(now, &bytes) {
+                log::debug!("DTLS to the MQTT-SN gateway {to}: {e}");
+            }
+        }
+        let mut wire = Vec::new();
+        u.drain_dtls(&mut wire);
+        self.bridge_datagrams
+            .extend(wire.into_iter().map(|d| (slot, to, d)));
+    }
+
+    /// Retransmissions of the bridges' DTLS handshakes.
+    pub(super) fn bridge_dtls_timers(&mut self) {
+        let now = self.now;
+        for (slot, s) in self.bridges.iter_mut() {
+            let Some(u) = s.udp.as_mut() else {
+                continue;
+            };
+            if u.dtls_deadline().is_some_and(|d| d <= now) {
+                if let Some(d) = u.dtls.as_mut() {
+                    d.tick(now);
+                }
+                let mut wire = Vec::new();
+                u.drain_dtls(&mut wire);
+                if let Some(to) = u.gateway {
+                    self.bridge_datagrams
+                        .extend(wire.into_iter().map(|d| (slot, to, d)));
+                }
+            }
         }
     }
 
     /// The gateway of a bridge is now the source of the datagram being handled.
     pub(super) fn bridge_use_source(&mut self, slot: usize) {
         if let Some(u) = self.bridges.get_mut(slot).and_then(|s| s.udp.as_mut()) {
+            if u.gateway != u.source {
+                // An association belongs to one gateway.
+                u.dtls = None;
+            }
             u.gateway = u.source;
             if let Some(gw) = u.gateway {
                 log::info!("bridge slot {slot}: MQTT-SN gateway at {gw}");

@@ -292,6 +292,7 @@ impl Reactor {
                     match out {
                         Output::Engine(input) => self.feed(input),
                         Output::Datagram { to, bytes } => self.send_datagram(index, to, bytes),
+                        Output::Discovery { to, bytes } => self.send_raw(index, to, bytes),
                         Output::Multicast { bytes } => {
                             if let Some(group) = self.sn.get(index).and_then(|l| l.group) {
                                 self.send_raw(index, group, bytes);

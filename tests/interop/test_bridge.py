@@ -906,3 +906,31 @@ def test_mqttsn_bridge_to_culex(found_by, qos, transport_broker_factory, culex, 
     # The bridge is a client of the remote gateway like any MQTT-SN sensor.
     listed = api.request("GET", "bridges/s1").json
     assert listed["messages_out"] >= 1 and listed["messages_in"] >= 1, listed
+
+
+@pytest.mark.parametrize("credentials,found_by", [("certificate", "address"),
+                                                 ("psk", "discovery")])
+def test_mqttsn_bridge_over_dtls(credentials, found_by, tmp_path, certs,
+                                 transport_broker_factory, culex, peers):
+    group = f"239.255.19.{random.randint(1, 250)}:{free_port(kind=socket.SOCK_DGRAM)}"
+    options = {"multicast_group": group, "advertise_interval": 1} \
+        if found_by == "discovery" else {}
+    identity, key = "bridge-1", "00112233445566778899aabbccddeeff"
+    if credentials == "psk":
+        psk = tmp_path / "psk.txt"
+        psk.write_text(f"{identity}:{key}\n")
+        options.update({"psk_file": str(psk), "psk_hint": "culex"})
+        sn = Listener("sn", protocol="mqttsn", options=options)
+        secure = {"bridge_identity": identity, "bridge_psk": key}
+    else:
+        sn = Listener("sn", protocol="mqttsn", tls=True, options=options)
+        secure = {"bridge_cafile": certs.ca_pem}
+    remote = transport_broker_factory([Listener("tcp"), sn])
+    address = f"127.0.0.1:{remote['sn'].port}" if found_by == "address" else None
+    block = sn_block("d1", CORE_TOPICS, address=address,
+                     group=group if found_by == "discovery" else None, **secure)
+    local, api = culex(block)
+    api.wait_state("d1", "connected", timeout=20)
+    exercise_core(local, Remote("127.0.0.1", remote["tcp"].port), peers)
+    # Nothing crossed in the clear: the gateway saw a DTLS client.
+    assert "DTLS" in remote.log() or "dtls" in remote.log().lower(), remote.log()[-2000:]

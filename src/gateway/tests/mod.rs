@@ -119,7 +119,9 @@ impl Harness {
             while let Some(out) = self.gateway.poll() {
                 progressed = true;
                 match out {
-                    Output::Datagram { to, bytes } => self.sent.entry(to).or_default().push(bytes),
+                    Output::Datagram { to, bytes } | Output::Discovery { to, bytes } => {
+                        self.sent.entry(to).or_default().push(bytes)
+                    }
                     Output::Multicast { bytes } => self.multicast.push(bytes),
                     Output::Engine(input) => self.engine.handle(self.now, input),
                 }

@@ -36,11 +36,11 @@ pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 30 * 60 * 1000;
 pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10 * 1000;
 
 /// Longest pre-shared key accepted, in bytes (OpenSSL's own limit).
-const PSK_MAX: usize = 256;
+pub(super) const PSK_MAX: usize = 256;
 
 /// Suites of a certificate listener, the ones its key cannot sign left out by the crate. The
 /// CCM suites are the ones constrained devices tend to implement (RFC 7925).
-const CERTIFICATE_SUITES: &[CipherSuiteId] = &[
+pub(super) const CERTIFICATE_SUITES: &[CipherSuiteId] = &[
     CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Gcm_Sha256,
     CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Ccm,
     CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Ccm_8,
@@ -52,7 +52,7 @@ const CERTIFICATE_SUITES: &[CipherSuiteId] = &[
 ];
 
 /// Suites of a pre-shared-key listener; the crate offers none unless asked.
-const PSK_SUITES: &[CipherSuiteId] = &[
+pub(super) const PSK_SUITES: &[CipherSuiteId] = &[
     CipherSuiteId::Tls_Psk_With_Aes_128_Gcm_Sha256,
     CipherSuiteId::Tls_Psk_With_Aes_128_Ccm,
     CipherSuiteId::Tls_Psk_With_Aes_128_Ccm_8,
@@ -363,7 +363,7 @@ pub(super) fn signing_key(path: &Path, crypto: &dyn RTCCrypto) -> io::Result<Arc
 
 /// Whether `key` is the private half of the public key `cert` holds. The crate would only
 /// find out at the first handshake, whose signature clients would reject.
-fn key_matches(cert: &CertificateDer<'_>, key: &dyn SigningKey) -> bool {
+pub(super) fn key_matches(cert: &CertificateDer<'_>, key: &dyn SigningKey) -> bool {
     // The subjectPublicKey bits are the point (EC), the raw key (Ed25519) or RSAPublicKey
     // (RSA): each the form the crate gives its public keys in.
     X509Certificate::from_der(cert.as_ref()).is_ok_and(|c| {

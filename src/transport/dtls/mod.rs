@@ -44,9 +44,12 @@
 //! the association alone. A record an established association cannot use is dropped, never
 //! answered: anyone can forge the peer's address.
 //!
+//! The client side of one association to a gateway is [`DtlsClient`] (in [`client`]).
+//!
 //! The crate itself logs through `log` under the target `rtc_dtls` (debug and warn); the
 //! reactor's logger decides what of it is shown.
 
+pub mod client;
 mod config;
 mod cookie;
 
@@ -57,6 +60,7 @@ use std::time::{Duration, Instant};
 
 use rtc_dtls::endpoint::{Endpoint, EndpointEvent};
 
+pub use client::{ClientCredentials, DtlsClient};
 pub use config::{
     certificate_config, dtls_config, parse_psk_file, psk_config, DtlsConfig, ReadFile,
     DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS,
@@ -469,19 +473,31 @@ impl DtlsServer {
 
     fn retransmit_at(&self, peer: SocketAddr) -> Option<Millis> {
         let at = self.endpoint.poll_timeout(&peer)?;
-        let since = at.saturating_duration_since(self.origin);
-        // Rounded up, so that a tick at the deadline is never early for the crate.
-        let ms = since.as_nanos().div_ceil(1_000_000);
-        Some(Millis(u64::try_from(ms).unwrap_or(u64::MAX)))
+        Some(millis_at(self.origin, at))
     }
 
     fn instant(&self, now: Millis) -> Instant {
-        // Clamped to a century, far beyond any run, so the addition cannot overflow.
-        let ms = now.0.min(100 * 365 * 24 * 3_600_000);
-        self.origin
-            .checked_add(Duration::from_millis(ms))
-            .unwrap_or(self.origin)
+        instant_at(self.origin, now)
     }
+}
+
+/// The crate's `Instant` for culex time `now`, counted from `origin`.
+fn instant_at(origin: Instant, now: Millis) -> Instant {
+    // Clamped to a century, far beyond any run, so the addition cannot overflow.
+    let ms = now.0.min(100 * 365 * 24 * 3_600_000);
+    origin
+        .checked_add(Duration::from_millis(ms))
+        .unwrap_or(origin)
+}
+
+/// Culex time of the crate's `Instant` `at`, counted from `origin`; rounded up, so that a
+/// tick at the deadline is never early for the crate.
+fn millis_at(origin: Instant, at: Instant) -> Millis {
+    let ms = at
+        .saturating_duration_since(origin)
+        .as_nanos()
+        .div_ceil(1_000_000);
+    Millis(u64::try_from(ms).unwrap_or(u64::MAX))
 }
 
 /// An arbitrary `Instant` standing for culex time 0. The crate only adds intervals to the

@@ -2,6 +2,7 @@
 //! certificates and pre-shared keys, the cookie gate, timers and bounds. The interoperability
 //! tests with OpenSSL are in `tests/openssl.rs`.
 
+mod client;
 mod openssl;
 
 use std::io;

@@ -355,4 +355,19 @@ mod tests {
         assert!(mutual.require_certificate && mutual.use_identity_as_username);
         assert!(config.warnings.is_empty(), "{:?}", config.warnings);
     }
+
+    #[test]
+    fn gateway_example_configuration_parses() {
+        let config = parse_ok(include_str!("../../conf/culex-gateway.conf"));
+        let [central] = config.bridges.as_slice() else {
+            panic!("one bridge: {:?}", config.bridges);
+        };
+        assert_eq!(central.name, "central");
+        assert_eq!(central.addresses.len(), 2);
+        assert_eq!(central.topics.len(), 2);
+        assert_eq!(central.topics[0].remote_prefix, "plant/site-042/");
+        assert_eq!(central.max_queued_messages, 100_000);
+        assert!(central.tls.is_some() && !central.cleansession);
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    }
 }

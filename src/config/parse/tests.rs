@@ -512,6 +512,7 @@ fn example_configuration_options_are_valid_when_uncommented() {
     for text in [
         include_str!("../../../conf/culex.conf"),
         include_str!("../../../conf/culex-tls.conf"),
+        include_str!("../../../conf/culex-gateway.conf"),
     ] {
         for line in text.lines().filter_map(|l| l.strip_prefix("#")) {
             let Some(first) = line.split_whitespace().next() else {

@@ -19,7 +19,9 @@
 //! ways; the bridge's own messages take ids from a counter of their own (only the message
 //! in flight is ever matched against an acknowledgement). Topic ids belong to the
 //! connection: learnt from REGACK, SUBACK and the gateway's REGISTER, forgotten when it
-//! ends. Two-character topics travel as short topic names.
+//! ends; predefined topic ids, agreed with the gateway, need no REGISTER and stay.
+//! Two-character topics travel as short topic names. QoS -1 is not used: the bridge keeps
+//! a connection; an incoming QoS -1 message is taken as QoS 0.
 //!
 //! Sans-IO: datagrams and time come in, [`SnOutput`]s go out; the reactor owns the socket,
 //! the multicast group and DTLS. A GWINFO sent by another client on behalf of a gateway
@@ -43,6 +45,9 @@ use crate::config::bridge::{BridgeConfig, BridgeKind};
 use crate::engine::event::{ConnId, Input};
 use crate::engine::session::EXPIRY_NEVER;
 use crate::rng::Rng;
+use topics::{TopicRef, Topics};
+
+mod topics;
 
 /// Tretry: the wait for an acknowledgement (or a CONNACK, or a PINGRESP) before sending again.
 pub const RETRY_MS: u64 = 10_000;
@@ -64,6 +69,8 @@ const MAX_DATA: usize = sn::MAX_DATAGRAM - 9;
 const GONE: &str = "disconnected by the gateway";
 /// Where the bridge's own message ids start, away from the engine's first packet ids.
 const OWN_IDS_FROM: u16 = 0x8000;
+/// The topic of work that names none.
+const NO_TOPIC: TopicRef = (TopicIdType::Normal, 0);
 
 /// What the bridge asks of the reactor.
 #[allow(clippy::large_enum_variant)]
@@ -114,7 +121,7 @@ struct InFlight {
     work: Work,
     msg_id: u16,
     /// The topic id a PUBLISH names.
-    topic_id: u16,
+    topic: TopicRef,
     tries: u32,
     due: Millis,
 }
@@ -136,9 +143,8 @@ pub struct SnBridge {
     local: Option<ConnId>,
     /// The connection id the local session takes at the next CONNACK.
     next_local: Option<ConnId>,
-    /// Topic ids of this connection, both ways.
-    ids: BTreeMap<String, u16>,
-    names: BTreeMap<u16, String>,
+    /// Topic ids: predefined, and of this connection.
+    topics: Topics,
     queue: VecDeque<Work>,
     in_flight: Option<InFlight>,
     /// Incoming QoS 1 messages the engine has yet to acknowledge: their topic ids, which
@@ -161,9 +167,14 @@ impl SnBridge {
     /// A bridge that makes its first attempt (or starts its search) at `now`. The engine's
     /// receive maximum does not matter: the gateway sends one message at a time.
     pub fn new(config: BridgeConfig, seed: u64, now: Millis, _local_receive_max: u16) -> Self {
-        let (group, radius, gateway_id) = match &config.kind {
-            BridgeKind::MqttSn(s) => (s.multicast_group.is_some(), s.search_radius, s.gateway_id),
-            _ => (false, 1, None),
+        let (group, radius, gateway_id, topics) = match &config.kind {
+            BridgeKind::MqttSn(s) => (
+                s.multicast_group.is_some(),
+                s.search_radius,
+                s.gateway_id,
+                Topics::new(&s.predefined),
+            ),
+            _ => (false, 1, None, Topics::default()),
         };
         Self {
             gateway_known: !config.addresses.is_empty(),
@@ -176,8 +187,7 @@ impl SnBridge {
             delay_ms: 0,
             local: None,
             next_local: None,
-            ids: BTreeMap::new(),
-            names: BTreeMap::new(),
+            topics,
             queue: VecDeque::new(),
             in_flight: None,
             in_qos1: BTreeMap::new(),
@@ -307,7 +317,7 @@ impl SnBridge {
             }
             f.tries += 1;
             f.due = now.saturating_add_ms(RETRY_MS);
-            let bytes = encode_flight(f, true);
+            let bytes = encode_flight(f, true, &self.topics);
             self.send_bytes(now, bytes);
         }
         match self.ping {
@@ -403,9 +413,9 @@ impl SnBridge {
                     .filter(|n| valid_topic_name(n));
                 let code = match name {
                     None => ReturnCode::NotSupported,
-                    Some(_) if self.names.len() >= MAX_TOPICS => ReturnCode::Congestion,
+                    Some(_) if self.topics.learnt() >= MAX_TOPICS => ReturnCode::Congestion,
                     Some(n) => {
-                        self.learn(topic_id, n.to_owned());
+                        self.topics.learn(topic_id, n.to_owned());
                         ReturnCode::Accepted
                     }
                 };
@@ -427,7 +437,7 @@ impl SnBridge {
                     return;
                 };
                 if code == ReturnCode::Accepted {
-                    self.learn(topic_id, topic);
+                    self.topics.learn(topic_id, topic);
                 } else if let Some(Work::Publish(p, _)) = self.queue.pop_front() {
                     log::info!("bridge {}: REGISTER {topic} refused", self.config.name);
                     self.ack_locally(&p);
@@ -480,8 +490,11 @@ impl SnBridge {
                 if code != ReturnCode::Accepted {
                     let bridge = &self.config.name;
                     log::warn!("bridge {bridge}: subscription to {filter} refused: {code:?}");
-                } else if topic_id != 0 && !filter.contains(['+', '#']) {
-                    self.learn(topic_id, filter);
+                } else if topic_id != 0
+                    && matches!(self.topics.sub_topic(&filter), SubTopic::Name(_))
+                    && !filter.contains(['+', '#'])
+                {
+                    self.topics.learn(topic_id, filter);
                 }
             }
             Message::PingReq { .. } => self.send(now, &Message::PingResp),
@@ -502,20 +515,13 @@ impl SnBridge {
         self.in_flight.take().map(|f| f.work)
     }
 
-    fn learn(&mut self, topic_id: u16, name: String) {
-        if let Some(old) = self.names.insert(topic_id, name.clone()) {
-            self.ids.remove(&old);
-        }
-        self.ids.insert(name, topic_id);
-    }
-
     /// PUBACK of the outgoing message in flight: done, or refused.
     fn puback(&mut self, now: Millis, topic_id: u16, msg_id: u16, code: ReturnCode) {
-        if code == ReturnCode::InvalidTopicId {
+        let flight = self.in_flight.as_ref().filter(|f| f.msg_id == msg_id);
+        let topic = flight.map_or((TopicIdType::Normal, topic_id), |f| f.topic);
+        if code == ReturnCode::InvalidTopicId && topic.0 == TopicIdType::Normal {
             // Forgotten, also for a QoS 0 message (none in flight): registered again.
-            if let Some(name) = self.names.remove(&topic_id) {
-                self.ids.remove(&name);
-            }
+            self.topics.forget(topic_id);
         }
         let Some(Work::Publish(p, again)) =
             self.take_flight(msg_id, |w| matches!(w, Work::Publish(..)))
@@ -537,7 +543,7 @@ impl SnBridge {
                 self.in_flight = Some(InFlight {
                     work,
                     msg_id,
-                    topic_id,
+                    topic,
                     tries: 0,
                     due,
                 });
@@ -554,12 +560,7 @@ impl SnBridge {
     fn incoming(&mut self, now: Millis, flags: Flags, topic_id: u16, msg_id: u16, data: &[u8]) {
         // QoS -1 is for clients without a connection: taken as 0.
         let qos = QoS::from_u8(flags.qos.bits()).unwrap_or(QoS::AtMostOnce);
-        let name = match flags.topic_id_type {
-            TopicIdType::Normal => self.names.get(&topic_id).cloned(),
-            TopicIdType::Short => short_name(topic_id),
-            TopicIdType::Predefined => None,
-        };
-        let Some(name) = name else {
+        let Some(name) = self.topics.name(flags.topic_id_type, topic_id) else {
             return self.send(now, &puback(topic_id, msg_id, ReturnCode::InvalidTopicId));
         };
         let Some(topic) = map_topic(&self.config.topics, &name, false) else {
@@ -665,44 +666,40 @@ impl SnBridge {
             let Some(work) = self.queue.pop_front() else {
                 return;
             };
-            let (msg_id, topic_id) = match &work {
+            let (msg_id, topic) = match &work {
                 Work::Publish(p, again) => {
-                    let known = match short_id(&p.topic) {
-                        Some(short) => Some(short),
-                        None => self.ids.get(&*p.topic).copied(),
-                    };
-                    let Some(topic_id) = known else {
+                    let Some(topic) = self.topics.publish_ref(&p.topic) else {
                         let register = Work::Register(p.topic.to_string());
                         self.queue.push_front(work);
                         let msg_id = self.own_id();
-                        self.start(now, register, msg_id, 0);
+                        self.start(now, register, msg_id, NO_TOPIC);
                         continue;
                     };
                     self.counters.1 += 1;
                     if p.qos == QoS::AtMostOnce {
-                        let bytes = publish_bytes(p, topic_id, *again);
+                        let bytes = publish_bytes(p, topic, *again);
                         self.send_bytes(now, bytes);
                         continue;
                     }
-                    (p.packet_id, topic_id)
+                    (p.packet_id, topic)
                 }
-                Work::PubRel(msg_id) => (*msg_id, 0),
-                Work::Subscribe(..) | Work::Register(_) => (self.own_id(), 0),
+                Work::PubRel(msg_id) => (*msg_id, NO_TOPIC),
+                Work::Subscribe(..) | Work::Register(_) => (self.own_id(), NO_TOPIC),
             };
-            self.start(now, work, msg_id, topic_id);
+            self.start(now, work, msg_id, topic);
         }
     }
 
-    fn start(&mut self, now: Millis, work: Work, msg_id: u16, topic_id: u16) {
+    fn start(&mut self, now: Millis, work: Work, msg_id: u16, topic: TopicRef) {
         let due = now.saturating_add_ms(RETRY_MS);
         let flight = InFlight {
             work,
             msg_id,
-            topic_id,
+            topic,
             tries: 0,
             due,
         };
-        let bytes = encode_flight(&flight, false);
+        let bytes = encode_flight(&flight, false, &self.topics);
         self.send_bytes(now, bytes);
         self.in_flight = Some(flight);
     }
@@ -821,8 +818,7 @@ impl SnBridge {
 
     /// Forgets what belongs to one gateway connection.
     fn reset(&mut self) {
-        self.ids.clear();
-        self.names.clear();
+        self.topics.clear();
         self.queue.clear();
         self.in_flight = None;
         self.in_qos1.clear();
@@ -910,14 +906,12 @@ fn encode(msg: &Message<'_>) -> Vec<u8> {
 }
 
 /// The datagram of the message in flight (DUP set when sent again, where it has one).
-fn encode_flight(f: &InFlight, again: bool) -> Vec<u8> {
+fn encode_flight(f: &InFlight, again: bool, topics: &Topics) -> Vec<u8> {
     let msg_id = f.msg_id;
     let msg = match &f.work {
         Work::Subscribe(filter, qos) => {
-            let topic = match short_id(filter).filter(|_| !filter.contains(['+', '#'])) {
-                Some(id) => SubTopic::Short(id.to_be_bytes()),
-                None => SubTopic::Name(filter.as_bytes()),
-            };
+            // The encoder sets the topic id type from the topic.
+            let topic = topics.sub_topic(filter);
             let flags = Flags {
                 dup: again,
                 qos: SnQos::from_bits(*qos as u8),
@@ -937,22 +931,19 @@ fn encode_flight(f: &InFlight, again: bool) -> Vec<u8> {
                 topic_name,
             }
         }
-        Work::Publish(p, _) => return publish_bytes(p, f.topic_id, again),
+        Work::Publish(p, _) => return publish_bytes(p, f.topic, again),
         Work::PubRel(_) => Message::PubRel { msg_id },
     };
     encode(&msg)
 }
 
 /// A PUBLISH of the engine's message, under its topic id (or short name).
-fn publish_bytes(p: &Publish, topic_id: u16, again: bool) -> Vec<u8> {
+fn publish_bytes(p: &Publish, (topic_id_type, topic_id): TopicRef, again: bool) -> Vec<u8> {
     let flags = Flags {
         dup: again || p.dup,
         qos: SnQos::from_bits(p.qos as u8),
         retain: p.retain,
-        topic_id_type: match short_id(&p.topic) {
-            Some(_) => TopicIdType::Short,
-            None => TopicIdType::Normal,
-        },
+        topic_id_type,
         ..Flags::default()
     };
     let (msg_id, data) = (p.packet_id, &p.payload[..]);
@@ -962,21 +953,6 @@ fn publish_bytes(p: &Publish, topic_id: u16, again: bool) -> Vec<u8> {
         msg_id,
         data,
     })
-}
-
-/// The short topic id of a two-byte topic name, if it is one.
-fn short_id(topic: &str) -> Option<u16> {
-    match topic.as_bytes() {
-        [a, b] => Some(u16::from_be_bytes([*a, *b])),
-        _ => None,
-    }
-}
-
-/// The topic a short topic id stands for, when it is a valid topic name.
-fn short_name(id: u16) -> Option<String> {
-    let bytes = id.to_be_bytes();
-    let name = std::str::from_utf8(&bytes).ok()?;
-    valid_topic_name(name).then(|| name.to_owned())
 }
 
 fn puback(topic_id: u16, msg_id: u16, code: ReturnCode) -> Message<'static> {

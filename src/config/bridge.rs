@@ -13,6 +13,9 @@ use super::parse::{boolean, extra_value, number, range_error, single};
 use super::DEFAULT_PORT;
 use crate::codec::mqtt::topic::{valid_topic_filter, valid_topic_name};
 use crate::codec::mqtt::QoS;
+use sn::{group, hex};
+
+mod sn;
 
 /// Which way messages of a `topic` line flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +157,9 @@ pub struct SnBridgeConfig {
     pub gateway_id: Option<u8>,
     /// DTLS, for the reactor: `None` for plain UDP.
     pub dtls: Option<SnDtls>,
+    /// `bridge_predefined_topic`: the topic ids agreed with the gateway (its predefined-topics
+    /// file), sorted by id; each id and each topic once.
+    pub predefined: Vec<(u16, String)>,
 }
 
 /// How a bridge to an MQTT-SN gateway secures its datagrams.
@@ -331,6 +337,7 @@ impl BridgeDraft {
                 search_radius: 1,
                 gateway_id: None,
                 dtls: None,
+                predefined: Vec::new(),
             },
             psk: (None, None),
             not_sn: None,
@@ -384,6 +391,7 @@ impl BridgeDraft {
                     .collect::<Result<_, _>>()?;
             }
             "topic" => c.topics.push(topic(values)?),
+            "bridge_predefined_topic" => self.predefined_topic(values)?,
             "bridge_events" => self.webhook.events = events(values)?,
             "bridge_transport" => c.transport = transport(values)?,
             "restart_timeout" => {
@@ -482,6 +490,9 @@ impl BridgeDraft {
     pub fn finish(self) -> Result<BridgeConfig, String> {
         if self.sn {
             return self.finish_sn();
+        }
+        if !self.sn_draft.predefined.is_empty() {
+            return fail("bridge_predefined_topic: only for bridge_type mqttsn");
         }
         if self.psk.0.is_some() || self.psk.1.is_some() {
             return fail("bridge_identity, bridge_psk: only for bridge_type mqttsn");
@@ -587,43 +598,6 @@ impl BridgeDraft {
     }
 }
 
-impl BridgeDraft {
-    /// [`Self::finish`] for `bridge_type mqttsn`: one `address` or, for discovery,
-    /// `bridge_multicast_group`; a client id MQTT-SN takes; DTLS by certificates or by PSK.
-    fn finish_sn(self) -> Result<BridgeConfig, String> {
-        let mut config = self.config;
-        let (n, group) = (config.addresses.len(), self.sn_draft.multicast_group);
-        let id = &config.remote_clientid;
-        let why = if let Some(key) = &self.not_sn {
-            format!("{key}: not for bridge_type mqttsn")
-        } else if n == 0 && group.is_none() {
-            let name = &config.name;
-            format!("connection: bridge \"{name}\" of bridge_type mqttsn has no address")
-        } else if n > 1 || group.is_some() && n == 1 {
-            "address: one address, or bridge_multicast_group, for bridge_type mqttsn".to_owned()
-        } else if id.is_empty() || id.len() > 23 {
-            format!("remote_clientid: MQTT-SN takes 1 to 23 bytes, got \"{id}\"")
-        } else {
-            String::new()
-        };
-        if !why.is_empty() {
-            return Err(why);
-        }
-        let mut sn = self.sn_draft;
-        let tls = self.tls;
-        let certificates = tls_on(&tls)?;
-        sn.dtls = match self.psk {
-            (None, None) => certificates.then_some(SnDtls::Certificates(tls)),
-            (Some(identity), Some(key)) if !certificates => Some(SnDtls::Psk { identity, key }),
-            (Some(_), Some(_)) => return fail("bridge_psk: not with bridge_cafile and friends"),
-            _ => return fail("connection: bridge_identity and bridge_psk go together"),
-        };
-        derive_ids(&mut config, self.local_clientid, self.notification_topic);
-        config.kind = BridgeKind::MqttSn(sn);
-        Ok(config)
-    }
-}
-
 /// The defaults of `local_clientid` and `notification_topic`, from `remote_clientid`.
 fn derive_ids(config: &mut BridgeConfig, local: Option<String>, topic: Option<String>) {
     let id = &config.remote_clientid;
@@ -659,27 +633,6 @@ fn ranged<T: TryFrom<u64>>(key: &str, value: &str, min: u64, max: u64) -> Result
     number(value, min, max)
         .and_then(|n| T::try_from(n).ok())
         .ok_or_else(|| range_error(key, value, min, max))
-}
-
-/// `bridge_multicast_group ADDRESS:PORT`: a multicast address and a port other than 0.
-fn group(value: &str) -> Result<SocketAddr, String> {
-    const KEY: &str = "bridge_multicast_group";
-    match value.parse::<SocketAddr>() {
-        Ok(g) if g.ip().is_multicast() && g.port() != 0 => Ok(g),
-        _ => Err(format!(
-            "{KEY}: expected a multicast ADDRESS:PORT (IPv6 as [ADDRESS]:PORT), got \"{value}\""
-        )),
-    }
-}
-
-/// `bridge_psk HEX`: the key, an even number of hex digits (at most 512).
-fn hex(v: &str) -> Result<Vec<u8>, String> {
-    let pair = |i: usize| u8::from_str_radix(v.get(i..i + 2)?, 16).ok();
-    let digits = (2..=512).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_hexdigit());
-    let key =
-        (digits && v.len().is_multiple_of(2)).then(|| (0..v.len()).step_by(2).map(pair).collect());
-    key.flatten()
-        .ok_or_else(|| format!("bridge_psk: expected 2 to 512 hex digits, got \"{v}\""))
 }
 
 /// The bridge named `name` with `options`, each an option name and its value as it would

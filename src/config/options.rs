@@ -211,6 +211,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     supported("bridge_gateway_id", Bridge, "integer", "any", false, "3"),
     supported("bridge_identity", Bridge, "identity", "none", false, "site1"),
     supported("bridge_psk", Bridge, "hex key", "none", false, "a1b2c3"),
+    supported("bridge_predefined_topic", Bridge, "id topic", "none", false, "1 sensors/temp"),
     bridge_ignored("start_type", "automatic", "automatic"),
     bridge_ignored("bridge_attempt_unsubscribe", "boolean", "true"),
     ignored("log_dest", "stderr"),

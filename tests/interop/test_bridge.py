@@ -934,3 +934,18 @@ def test_mqttsn_bridge_over_dtls(credentials, found_by, tmp_path, certs,
     exercise_core(local, Remote("127.0.0.1", remote["tcp"].port), peers)
     # Nothing crossed in the clear: the gateway saw a DTLS client.
     assert "DTLS" in remote.log() or "dtls" in remote.log().lower(), remote.log()[-2000:]
+
+
+def test_mqttsn_bridge_with_predefined_topics(tmp_path, transport_broker_factory, culex, peers):
+    """Topic ids agreed in advance on both sides: no REGISTER for those topics."""
+    predefined = tmp_path / "predefined"
+    predefined.write_text("7 gw/sensors/temp\n8 gw/cmd/reboot\n")
+    remote = transport_broker_factory([
+        Listener("tcp"),
+        Listener("sn", protocol="mqttsn", options={"predefined_topics": str(predefined)}),
+    ])
+    block = sn_block("p1", CORE_TOPICS, address=f"127.0.0.1:{remote['sn'].port}")
+    block += ["bridge_predefined_topic 7 gw/sensors/temp", "bridge_predefined_topic 8 gw/cmd/reboot"]
+    local, api = culex(block)
+    api.wait_state("p1", "connected", timeout=20)
+    exercise_core(local, Remote("127.0.0.1", remote["tcp"].port), peers)

@@ -28,6 +28,7 @@ fn config() -> BridgeConfig {
         search_radius: 1,
         gateway_id: None,
         dtls: None,
+        predefined: Vec::new(),
     });
     c
 }
@@ -40,6 +41,7 @@ fn discovery(gateway_id: Option<u8>) -> BridgeConfig {
         search_radius: 2,
         gateway_id,
         dtls: None,
+        predefined: Vec::new(),
     });
     c
 }
@@ -704,4 +706,154 @@ fn stop_disconnects_and_closes_the_local_session() {
     assert_eq!(b.next_deadline(), None);
     b.tick(Millis(1_000_000));
     assert!(drain(&mut b).is_empty());
+}
+
+/// [`config`] with predefined topic ids: an outgoing topic, an incoming one under a
+/// wildcard mapping, and the remote filter of the `status` mapping.
+fn predefined() -> BridgeConfig {
+    let mut c = config();
+    if let BridgeKind::MqttSn(s) = &mut c.kind {
+        s.predefined = vec![
+            (3, "gw/s/pre".into()),
+            (4, "gw/status".into()),
+            (7, "gw/cmd/x".into()),
+        ];
+    }
+    c
+}
+
+/// A connected bridge of [`predefined`] whose gateway subscriptions are all granted, with
+/// the SUBSCRIBE messages it sent.
+fn ready_predefined() -> (SnBridge, Vec<(Flags, String)>) {
+    let (mut b, mut out) = connected(predefined());
+    let mut subscribed = Vec::new();
+    while let Some(&Message::Subscribe {
+        flags,
+        msg_id,
+        topic,
+    }) = sent(&out).last()
+    {
+        subscribed.push((flags, topic.to_owned_topic()));
+        let topic_id = match topic {
+            SubTopic::Predefined(id) => id,
+            _ => 0,
+        };
+        let ack = Message::SubAck {
+            flags: Flags::default(),
+            topic_id,
+            msg_id,
+            code: ReturnCode::Accepted,
+        };
+        b.datagram(Millis(2), true, &enc(&ack));
+        out = drain(&mut b);
+    }
+    (b, subscribed)
+}
+
+#[test]
+fn a_predefined_remote_filter_is_subscribed_by_its_id() {
+    let (_, subscribed) = ready_predefined();
+    let topics: Vec<_> = subscribed.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(topics, ["gw/cmd/#", "short ab", "predefined 4"]);
+    let (flags, _) = subscribed[2];
+    assert_eq!(flags.topic_id_type, TopicIdType::Predefined);
+    assert_eq!(flags.qos, SnQos::AtLeastOnce);
+}
+
+#[test]
+fn outgoing_predefined_topics_are_published_without_register() {
+    let (mut b, _) = ready_predefined();
+    b.from_engine(Millis(5), publish("site/s/pre", QoS::AtLeastOnce, 7));
+    let out = drain(&mut b);
+    let [Message::Publish {
+        flags,
+        topic_id: 3,
+        msg_id: 7,
+        data: b"x",
+    }] = sent(&out)[..]
+    else {
+        panic!("{out:?}");
+    };
+    assert_eq!(flags.topic_id_type, TopicIdType::Predefined);
+    let ack = puback(3, 7, ReturnCode::Accepted);
+    b.datagram(Millis(6), true, &enc(&ack));
+    let out = drain(&mut b);
+    assert!(matches!(engine_packets(&out)[..], [Packet::PubAck(a)] if a.packet_id == 7));
+    // A QoS 0 message goes at once, under the same id.
+    b.from_engine(Millis(7), publish("site/s/pre", QoS::AtMostOnce, 0));
+    let out = drain(&mut b);
+    assert!(matches!(
+        sent(&out)[..],
+        [Message::Publish { flags, topic_id: 3, .. }]
+            if flags.topic_id_type == TopicIdType::Predefined
+    ));
+}
+
+#[test]
+fn incoming_predefined_topics_reach_the_engine() {
+    let (mut b, _) = ready_predefined();
+    let flags = Flags {
+        qos: SnQos::AtLeastOnce,
+        topic_id_type: TopicIdType::Predefined,
+        ..Flags::default()
+    };
+    let p = Message::Publish {
+        flags,
+        topic_id: 7,
+        msg_id: 30,
+        data: b"go",
+    };
+    b.datagram(Millis(5), true, &enc(&p));
+    let out = drain(&mut b);
+    assert!(matches!(
+        engine_packets(&out)[..],
+        [Packet::Publish(p)] if &*p.topic == "site/cmd/x" && p.packet_id == 30
+    ));
+    b.from_engine(Millis(6), Packet::PubAck(ack(30)));
+    let out = drain(&mut b);
+    assert_eq!(
+        sent(&out),
+        [puback(7, 30, ReturnCode::Accepted)],
+        "the PUBACK names the predefined id"
+    );
+    // The subscribed predefined filter, by its id.
+    let p = Message::Publish {
+        flags: Flags {
+            topic_id_type: TopicIdType::Predefined,
+            ..Flags::default()
+        },
+        topic_id: 4,
+        msg_id: 0,
+        data: b"on",
+    };
+    b.datagram(Millis(7), true, &enc(&p));
+    let out = drain(&mut b);
+    assert!(matches!(engine_packets(&out)[..], [Packet::Publish(p)] if &*p.topic == "site/status"));
+}
+
+#[test]
+fn an_unknown_predefined_topic_id_is_refused() {
+    let (mut b, _) = ready_predefined();
+    let flags = Flags {
+        qos: SnQos::AtLeastOnce,
+        topic_id_type: TopicIdType::Predefined,
+        ..Flags::default()
+    };
+    // Ids the predefined table lacks.
+    for topic_id in [99, 1] {
+        let p = Message::Publish {
+            flags,
+            topic_id,
+            msg_id: 31,
+            data: b"?",
+        };
+        b.datagram(Millis(5), true, &enc(&p));
+        let out = drain(&mut b);
+        assert!(engine_packets(&out).is_empty(), "{out:?}");
+        assert_eq!(
+            sent(&out),
+            [puback(topic_id, 31, ReturnCode::InvalidTopicId)]
+        );
+    }
+    assert_eq!(b.counters().2, 0);
 }

@@ -480,7 +480,10 @@ fn odd_input_never_panics() {
 /// What an option needs before it: a TLS option a listener with certificates, an
 /// MQTT-SN or API option a listener of its kind, a bridge option a bridge with TLS.
 fn context(name: &str) -> String {
-    if matches!(name, "bridge_identity" | "bridge_psk") {
+    if matches!(
+        name,
+        "bridge_identity" | "bridge_psk" | "bridge_predefined_topic"
+    ) {
         "connection b\naddress h\nbridge_type mqttsn\nbridge_identity i\nbridge_psk 00\n".to_owned()
     } else if options::lookup(name).is_some_and(|s| s.scope == Scope::Bridge) {
         "connection b\naddress 127.0.0.1\nremote_username u\n\

@@ -18,8 +18,14 @@ pub mod webhook;
 
 pub use mqtt::{Bridge, Output, State};
 
-use crate::codec::mqtt::topic;
-use crate::config::bridge::{Direction, TopicMapping};
+use std::rc::Rc;
+
+use crate::codec::mqtt::{
+    topic, Connect, Packet, Properties, ProtocolVersion, SubOptions, Subscribe,
+};
+use crate::config::bridge::{BridgeConfig, Direction, TopicMapping};
+use crate::engine::event::{ConnId, Input};
+use crate::engine::session::EXPIRY_NEVER;
 
 /// The topic a message of `topic` has on the other side, by the first mapping that carries
 /// it in direction `outgoing` (local to remote) or not (remote to local), with the index of
@@ -75,6 +81,84 @@ pub fn filters(mappings: &[TopicMapping], local: bool) -> Vec<(String, crate::co
         }
     }
     out
+}
+
+/// How a bridge's local session is opened.
+#[derive(Clone, Copy, Debug)]
+pub struct LocalSession {
+    /// Messages the engine may have in flight towards the bridge.
+    pub receive_max: u16,
+    /// The largest packet the bridge takes from the engine, if bounded.
+    pub max_packet: Option<u32>,
+    /// Whether what the session publishes itself is kept from its own subscriptions.
+    pub no_local: bool,
+    /// Retain Handling of the subscriptions (1: retained messages only when new).
+    pub retain_handling: u8,
+}
+
+/// The engine inputs that open a bridge's local session as `local`: a persistent v5 session
+/// (so what is to go out waits in the engine's bounded queue, and in the store, while the
+/// remote end is away), named `peer` in logs, with the subscriptions of the outgoing
+/// mappings. The broker's own client: the identity stands for a user name.
+pub fn open_local_session(
+    config: &BridgeConfig,
+    local: ConnId,
+    peer: &str,
+    spec: LocalSession,
+) -> Vec<Input> {
+    let connect = Connect {
+        protocol: ProtocolVersion::V5,
+        clean_start: false,
+        keep_alive: 0,
+        properties: Properties {
+            session_expiry_interval: Some(EXPIRY_NEVER),
+            receive_maximum: Some(spec.receive_max.max(1)),
+            maximum_packet_size: spec.max_packet,
+            ..Properties::default()
+        },
+        client_id: config.local_clientid.clone(),
+        will: None,
+        username: None,
+        password: None,
+        bridge: false,
+    };
+    let mut inputs = vec![
+        Input::Opened {
+            conn: local,
+            listener: mqtt::BRIDGE_LISTENER,
+            peer: Rc::from(peer),
+        },
+        Input::PeerIdentity {
+            conn: local,
+            username: config.local_clientid.as_str().into(),
+        },
+        Input::Packet {
+            conn: local,
+            packet: Packet::Connect(Box::new(connect)),
+        },
+    ];
+    let local_filters = filters(&config.topics, true);
+    if !local_filters.is_empty() {
+        let opts = |qos| SubOptions {
+            qos,
+            no_local: spec.no_local,
+            retain_as_published: true,
+            retain_handling: spec.retain_handling,
+        };
+        let s = Subscribe {
+            packet_id: 1,
+            properties: Properties::default(),
+            filters: local_filters
+                .into_iter()
+                .map(|(f, q)| (f, opts(q)))
+                .collect(),
+        };
+        inputs.push(Input::Packet {
+            conn: local,
+            packet: Packet::Subscribe(s),
+        });
+    }
+    inputs
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::rc::Rc;
 
-use super::{filters, map_topic};
+use super::{filters, map_topic, open_local_session, LocalSession};
 use crate::clock::Millis;
 use crate::codec::mqtt::{
     Ack, Connect, Disconnect, Packet, Properties, ProtocolVersion, Publish, QoS, ReasonCode,
@@ -344,7 +344,7 @@ impl Bridge {
                 }
             }
             (State::AwaitConnAck { .. }, other) => {
-                let why = format!("unexpected {} before CONNACK", packet_kind(&other));
+                let why = format!("unexpected {} before CONNACK", other.name());
                 self.fail(now, why, true);
             }
             (State::Active, packet) => self.relay_in(now, packet),
@@ -443,52 +443,16 @@ impl Bridge {
         // The local session: persistent, so what is to go out waits while the remote
         // broker is away; its window is the remote broker's receive maximum.
         self.local = Some(local);
-        let peer: Rc<str> = format!("bridge {}", self.config.name).into();
-        let username: Rc<str> = self.config.local_clientid.as_str().into();
-        let connect = Connect {
-            protocol: ProtocolVersion::V5,
-            clean_start: false,
-            keep_alive: 0,
-            properties: Properties {
-                session_expiry_interval: Some(EXPIRY_NEVER),
-                receive_maximum: Some(remote_receive_max),
-                maximum_packet_size: props.maximum_packet_size,
-                ..Properties::default()
-            },
-            client_id: self.config.local_clientid.clone(),
-            will: None,
-            username: None,
-            password: None,
-            bridge: false,
+        let spec = LocalSession {
+            receive_max: remote_receive_max,
+            max_packet: props.maximum_packet_size,
+            // What the bridge brings in must not go straight back out.
+            no_local: true,
+            retain_handling: 1,
         };
-        self.out.push_back(Output::Engine(Input::Opened {
-            conn: local,
-            listener: BRIDGE_LISTENER,
-            peer,
-        }));
-        self.out.push_back(Output::Engine(Input::PeerIdentity {
-            conn: local,
-            username,
-        }));
-        self.engine_packet(Packet::Connect(Box::new(connect)));
-        let local_filters = filters(&self.config.topics, true);
-        if !local_filters.is_empty() {
-            let opts = |qos| SubOptions {
-                qos,
-                // What the bridge brings in must not go straight back out.
-                no_local: true,
-                retain_as_published: true,
-                retain_handling: 1,
-            };
-            let s = Subscribe {
-                packet_id: 1,
-                properties: Properties::default(),
-                filters: local_filters
-                    .into_iter()
-                    .map(|(f, q)| (f, opts(q)))
-                    .collect(),
-            };
-            self.engine_packet(Packet::Subscribe(s));
+        let peer = format!("bridge {}", self.config.name);
+        for input in open_local_session(&self.config, local, &peer, spec) {
+            self.out.push_back(Output::Engine(input));
         }
         if self.config.notifications {
             self.notify_local(true);
@@ -567,7 +531,7 @@ impl Bridge {
                 self.fail(now, why, true);
             }
             other => {
-                let why = format!("unexpected {} from the remote broker", packet_kind(&other));
+                let why = format!("unexpected {} from the remote broker", other.name());
                 self.fail(now, why, true);
             }
         }
@@ -744,26 +708,6 @@ fn ack(packet_id: u16) -> Ack {
         packet_id,
         reason: ReasonCode::Success,
         properties: Properties::default(),
-    }
-}
-
-fn packet_kind(p: &Packet) -> &'static str {
-    match p {
-        Packet::Connect(_) => "CONNECT",
-        Packet::ConnAck(_) => "CONNACK",
-        Packet::Publish(_) => "PUBLISH",
-        Packet::PubAck(_) => "PUBACK",
-        Packet::PubRec(_) => "PUBREC",
-        Packet::PubRel(_) => "PUBREL",
-        Packet::PubComp(_) => "PUBCOMP",
-        Packet::Subscribe(_) => "SUBSCRIBE",
-        Packet::SubAck(_) => "SUBACK",
-        Packet::Unsubscribe(_) => "UNSUBSCRIBE",
-        Packet::UnsubAck(_) => "UNSUBACK",
-        Packet::PingReq => "PINGREQ",
-        Packet::PingResp => "PINGRESP",
-        Packet::Disconnect(_) => "DISCONNECT",
-        Packet::Auth(_) => "AUTH",
     }
 }
 

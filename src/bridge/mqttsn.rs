@@ -30,20 +30,15 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
 
-use super::mqtt::BRIDGE_LISTENER;
-use super::{filters, map_topic};
+use super::{filters, map_topic, open_local_session, LocalSession};
 use crate::clock::Millis;
 use crate::codec::mqtt::topic::valid_topic_name;
-use crate::codec::mqtt::{
-    Ack, Connect, Packet, Properties, ProtocolVersion, Publish, QoS, ReasonCode, SubOptions,
-    Subscribe,
-};
+use crate::codec::mqtt::{Ack, Packet, Properties, Publish, QoS, ReasonCode};
 use crate::codec::mqttsn::{
     self as sn, Flags, Frame, Message, ReturnCode, SnQos, SubTopic, TopicIdType,
 };
 use crate::config::bridge::{BridgeConfig, BridgeKind};
 use crate::engine::event::{ConnId, Input};
-use crate::engine::session::EXPIRY_NEVER;
 use crate::rng::Rng;
 use topics::{TopicRef, Topics};
 
@@ -760,52 +755,17 @@ impl SnBridge {
         self.delay_ms = 0;
         self.reset();
         self.local = Some(local);
-        let peer: Rc<str> = format!("bridge {}", self.config.name).into();
-        let username: Rc<str> = self.config.local_clientid.as_str().into();
-        let connect = Connect {
-            protocol: ProtocolVersion::V5,
-            clean_start: false,
-            keep_alive: 0,
-            properties: Properties {
-                session_expiry_interval: Some(EXPIRY_NEVER),
-                // One message in flight, as MQTT-SN has.
-                receive_maximum: Some(1),
-                ..Properties::default()
-            },
-            client_id: self.config.local_clientid.clone(),
-            will: None,
-            username: None,
-            password: None,
-            bridge: false,
+        let spec = LocalSession {
+            // One message in flight, as MQTT-SN has.
+            receive_max: 1,
+            max_packet: None,
+            // What the bridge brings in must not go straight back out.
+            no_local: true,
+            retain_handling: 1,
         };
-        self.out.push_back(SnOutput::Engine(Input::Opened {
-            conn: local,
-            listener: BRIDGE_LISTENER,
-            peer,
-        }));
-        self.out.push_back(SnOutput::Engine(Input::PeerIdentity {
-            conn: local,
-            username,
-        }));
-        self.engine_packet(Packet::Connect(Box::new(connect)));
-        let local_filters = filters(&self.config.topics, true);
-        if !local_filters.is_empty() {
-            let opts = |qos| SubOptions {
-                qos,
-                // What the bridge brings in must not go straight back out.
-                no_local: true,
-                retain_as_published: true,
-                retain_handling: 1,
-            };
-            let s = Subscribe {
-                packet_id: 1,
-                properties: Properties::default(),
-                filters: local_filters
-                    .into_iter()
-                    .map(|(f, q)| (f, opts(q)))
-                    .collect(),
-            };
-            self.engine_packet(Packet::Subscribe(s));
+        let peer = format!("bridge {}", self.config.name);
+        for input in open_local_session(&self.config, local, &peer, spec) {
+            self.out.push_back(SnOutput::Engine(input));
         }
         for (filter, qos) in filters(&self.config.topics, false) {
             self.queue.push_back(Work::Subscribe(filter, qos));

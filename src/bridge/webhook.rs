@@ -20,25 +20,18 @@
 //! and counted. A batch that failed is sent again, byte for byte, after the backoff.
 
 use std::collections::VecDeque;
-use std::rc::Rc;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde::Serialize;
 
-use super::filters;
+use super::{open_local_session, LocalSession};
 use crate::clock::Millis;
 use crate::codec::http::client::{encode_post, parse_response};
-use crate::codec::mqtt::{
-    Ack, Connect, Packet, Properties, ProtocolVersion, Publish, QoS, ReasonCode, SubOptions,
-    Subscribe,
-};
+use crate::codec::mqtt::{Ack, Packet, Properties, Publish, QoS, ReasonCode};
 use crate::config::bridge::{BridgeConfig, BridgeKind, RemoteAddress, WebhookConfig, WebhookEvent};
 use crate::engine::event::{ConnId, Input};
-use crate::engine::session::EXPIRY_NEVER;
 use crate::rng::Rng;
-
-use super::mqtt::BRIDGE_LISTENER;
 
 /// The header carrying the signature of the body, `sha256=HEX`.
 pub const SIGNATURE_HEADER: &str = "X-Culex-Signature";
@@ -375,52 +368,16 @@ impl Webhook {
         }
         self.queue.retain(|item| item.ack.is_none());
         self.local = Some(local);
-        let peer: Rc<str> = format!("webhook {}", self.config.name).into();
-        let username: Rc<str> = self.config.local_clientid.as_str().into();
-        self.out.push_back(WebhookOutput::Engine(Input::Opened {
-            conn: local,
-            listener: BRIDGE_LISTENER,
-            peer,
-        }));
-        self.out
-            .push_back(WebhookOutput::Engine(Input::PeerIdentity {
-                conn: local,
-                username,
-            }));
-        let receive_maximum = u16::try_from(self.hook.batch.max(1)).unwrap_or(u16::MAX);
-        let connect = Connect {
-            protocol: ProtocolVersion::V5,
-            clean_start: false,
-            keep_alive: 0,
-            properties: Properties {
-                session_expiry_interval: Some(EXPIRY_NEVER),
-                receive_maximum: Some(receive_maximum),
-                ..Properties::default()
-            },
-            client_id: self.config.local_clientid.clone(),
-            will: None,
-            username: None,
-            password: None,
-            bridge: false,
+        let spec = LocalSession {
+            receive_max: u16::try_from(self.hook.batch.max(1)).unwrap_or(u16::MAX),
+            max_packet: None,
+            no_local: false,
+            // Retained messages are not events: only what is published from now on.
+            retain_handling: 2,
         };
-        self.engine_packet(Packet::Connect(Box::new(connect)));
-        let local_filters = filters(&self.config.topics, true);
-        if !local_filters.is_empty() {
-            let opts = |qos| SubOptions {
-                qos,
-                no_local: false,
-                retain_as_published: true,
-                retain_handling: 2,
-            };
-            let s = Subscribe {
-                packet_id: 1,
-                properties: Properties::default(),
-                filters: local_filters
-                    .into_iter()
-                    .map(|(f, q)| (f, opts(q)))
-                    .collect(),
-            };
-            self.engine_packet(Packet::Subscribe(s));
+        let peer = format!("webhook {}", self.config.name);
+        for input in open_local_session(&self.config, local, &peer, spec) {
+            self.out.push_back(WebhookOutput::Engine(input));
         }
     }
 

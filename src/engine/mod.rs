@@ -358,7 +358,7 @@ impl Engine {
                 Packet::Connect(connect) => self.on_connect(conn, *connect),
                 other => {
                     // [MQTT-3.1.0-1] the first packet must be CONNECT.
-                    let name = packet_name(&other);
+                    let name = other.name();
                     self.violation(conn, ReasonCode::ProtocolError, name, "MQTT-3.1.0-1");
                 }
             },
@@ -394,7 +394,7 @@ impl Engine {
                 "MQTT-3.1.0-2",
             ),
             other => {
-                let name = packet_name(&other);
+                let name = other.name();
                 self.violation(
                     conn,
                     ReasonCode::ProtocolError,
@@ -726,24 +726,4 @@ fn split_group(filter: &str) -> (Option<&str>, &str) {
         }
     }
     (None, filter)
-}
-
-fn packet_name(p: &Packet) -> &'static str {
-    match p {
-        Packet::Connect(_) => "CONNECT",
-        Packet::ConnAck(_) => "CONNACK",
-        Packet::Publish(_) => "PUBLISH",
-        Packet::PubAck(_) => "PUBACK",
-        Packet::PubRec(_) => "PUBREC",
-        Packet::PubRel(_) => "PUBREL",
-        Packet::PubComp(_) => "PUBCOMP",
-        Packet::Subscribe(_) => "SUBSCRIBE",
-        Packet::SubAck(_) => "SUBACK",
-        Packet::Unsubscribe(_) => "UNSUBSCRIBE",
-        Packet::UnsubAck(_) => "UNSUBACK",
-        Packet::PingReq => "PINGREQ",
-        Packet::PingResp => "PINGRESP",
-        Packet::Disconnect(_) => "DISCONNECT",
-        Packet::Auth(_) => "AUTH",
-    }
 }

@@ -1,6 +1,7 @@
 //! The MQTT-SN bridge driven with encoded datagrams and times, no sockets.
 
 use super::*;
+use crate::bridge::mqtt::BRIDGE_LISTENER;
 use crate::config::bridge::{Direction, SnBridgeConfig, TopicMapping};
 
 fn mapping(pattern: &str, direction: Direction, qos: QoS, prefixes: (&str, &str)) -> TopicMapping {

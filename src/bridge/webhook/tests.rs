@@ -1,7 +1,12 @@
 //! The webhook state machine driven with packets, bytes and times, no sockets.
 
 use super::*;
+use std::rc::Rc;
+
+use crate::bridge::mqtt::BRIDGE_LISTENER;
+use crate::codec::mqtt::{ProtocolVersion, SubOptions};
 use crate::config::bridge::bridge_from_options;
+use crate::engine::session::EXPIRY_NEVER;
 
 const WALL: u64 = 1_700_000_000_000;
 const LOCAL: ConnId = ConnId(50);

@@ -291,6 +291,29 @@ impl Frame {
     }
 }
 
+impl Packet {
+    /// The packet type's name, as the specification writes it (for logs).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Connect(_) => "CONNECT",
+            Self::ConnAck(_) => "CONNACK",
+            Self::Publish(_) => "PUBLISH",
+            Self::PubAck(_) => "PUBACK",
+            Self::PubRec(_) => "PUBREC",
+            Self::PubRel(_) => "PUBREL",
+            Self::PubComp(_) => "PUBCOMP",
+            Self::Subscribe(_) => "SUBSCRIBE",
+            Self::SubAck(_) => "SUBACK",
+            Self::Unsubscribe(_) => "UNSUBSCRIBE",
+            Self::UnsubAck(_) => "UNSUBACK",
+            Self::PingReq => "PINGREQ",
+            Self::PingResp => "PINGRESP",
+            Self::Disconnect(_) => "DISCONNECT",
+            Self::Auth(_) => "AUTH",
+        }
+    }
+}
+
 /// Finds the next frame at the start of `buf`. `Ok(None)`: the fixed header is not complete
 /// yet. `Err`: the remaining length is malformed (more than four bytes [MQTT-1.5.5-1]).
 /// Non-minimal length encodings are accepted. The packet type is not checked here.

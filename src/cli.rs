@@ -15,6 +15,9 @@ pub struct Options {
     pub verbose: bool,
     /// `-t`: check the configuration and exit.
     pub test_config: bool,
+    /// `--deterministic SEED`: a virtual clock and this seed (wins over the configuration's
+    /// `deterministic`).
+    pub deterministic: Option<u64>,
 }
 
 /// What the command line asks for.
@@ -29,7 +32,8 @@ pub enum Command {
     DumpStore(PathBuf),
 }
 
-const SYNOPSIS: &str = "Usage: culex [-c FILE] [-p PORT]... [-v] [-t] | --dump-store FILE";
+const SYNOPSIS: &str =
+    "Usage: culex [-c FILE] [-p PORT]... [-v] [-t] [--deterministic SEED] | --dump-store FILE";
 
 fn spec() -> getopts::Options {
     let mut opts = getopts::Options::new();
@@ -43,6 +47,13 @@ fn spec() -> getopts::Options {
     );
     opts.optflag("v", "verbose", "log at debug level (RUST_LOG overrides)");
     opts.optflag("t", "test-config", "check the configuration, then exit");
+    opts.optopt(
+        "",
+        "deterministic",
+        "run on a virtual clock that moves only when told, with every generated value from \
+         SEED (for reproducible tests)",
+        "SEED",
+    );
     opts.optopt(
         "",
         "dump-store",
@@ -105,9 +116,22 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             ))),
         })
         .collect::<Result<Vec<u16>, String>>()?;
+    let deterministic = match matches.opt_str("deterministic") {
+        None => None,
+        Some(text) => match text.parse::<u64>() {
+            Ok(seed) if text.bytes().all(|b| b.is_ascii_digit()) => Some(seed),
+            _ => {
+                return Err(bad(format!(
+                    "--deterministic: expected a number from 0 to {}, got \"{text}\"",
+                    u64::MAX
+                )))
+            }
+        },
+    };
     Ok(Command::Run(Options {
         config,
         ports,
+        deterministic,
         verbose: matches.opt_present("v"),
         test_config: matches.opt_present("t"),
     }))
@@ -148,8 +172,11 @@ mod tests {
             ports: vec![1884, 0, 1885],
             verbose: true,
             test_config: true,
+            deterministic: Some(7),
         };
         let short = [
+            "--deterministic",
+            "7",
             "-c",
             "conf/culex.conf",
             "-p",
@@ -162,6 +189,7 @@ mod tests {
         ];
         assert_eq!(options(&short), expected);
         let long = [
+            "--deterministic=7",
             "--config=conf/culex.conf",
             "--port",
             "1884",
@@ -180,6 +208,14 @@ mod tests {
                 ..Options::default()
             }
         );
+    }
+
+    #[test]
+    fn deterministic_needs_a_number() {
+        for bad in ["x", "-1", "+1", "18446744073709551616", ""] {
+            assert!(run(&["--deterministic", bad]).is_err(), "{bad}");
+        }
+        assert_eq!(options(&["--deterministic", "0"]).deterministic, Some(0));
     }
 
     #[test]

@@ -27,6 +27,9 @@ impl Millis {
     }
 }
 
+/// The wall time a virtual clock starts at: 2020-01-01T00:00:00Z, the same for every run.
+pub const VIRTUAL_WALL_START_MS: u64 = 1_577_836_800_000;
+
 pub enum Clock {
     /// The operating system's monotonic clock.
     System { start: Instant, wall_start_ms: u64 },
@@ -75,6 +78,11 @@ impl Clock {
                 *wall_start_ms
             }
         }
+    }
+
+    /// Whether the clock is virtual (deterministic mode).
+    pub fn is_virtual(&self) -> bool {
+        matches!(self, Self::Virtual { .. })
     }
 
     /// Moves a virtual clock forward; a system clock ignores it.

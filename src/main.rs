@@ -82,8 +82,12 @@ fn main() -> ExitCode {
         println!("configuration OK");
         return ExitCode::SUCCESS;
     }
-    let seed = clock::entropy_seed();
+    let deterministic = options.deterministic.or(config.deterministic);
+    let seed = deterministic.unwrap_or_else(clock::entropy_seed);
     let mut engine = Engine::new(config.limits.clone(), Rng::new(seed));
+    if deterministic.is_some() {
+        engine.enable_controls();
+    }
     engine.set_mount_points(
         config
             .listeners
@@ -92,7 +96,13 @@ fn main() -> ExitCode {
             .collect(),
     );
     engine.set_gateway_listeners(config.listeners.iter().map(|l| l.is_datagram()).collect());
-    let clock = Clock::system();
+    let clock = match deterministic {
+        Some(seed) => {
+            log::info!("deterministic mode: seed {seed}, virtual clock");
+            Clock::virtual_at(clock::VIRTUAL_WALL_START_MS)
+        }
+        None => Clock::system(),
+    };
     let store = if config.persistence.enabled {
         let path = config.persistence.path();
         let (sync, wall_start) = (config.persistence.sync, clock.wall_start_ms());

@@ -70,6 +70,17 @@ pub struct BridgeInfo {
     pub last_error: Option<String>,
 }
 
+/// The broker's clock, as `GET /clock` shows it.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct ClockInfo {
+    /// True in deterministic mode: the clock is virtual and moves only when told.
+    pub deterministic: bool,
+    /// Milliseconds since start.
+    pub now_ms: u64,
+    /// Unix time in milliseconds.
+    pub wall_ms: u64,
+}
+
 /// Why the host could not carry out a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostError {
@@ -112,6 +123,10 @@ pub trait Host {
     /// Carries out a command on the engine, applying what the engine asks in return.
     /// False when the client, session or retained message named does not exist.
     fn command(&mut self, command: Command) -> bool;
+    /// The clock of this turn.
+    fn clock(&self) -> ClockInfo;
+    /// Moves a virtual clock forward; a conflict outside deterministic mode.
+    fn advance_clock(&mut self, ms: u64) -> Result<ClockInfo, HostError>;
     /// Every bridge, in the order they were added.
     fn bridges(&self) -> Vec<BridgeInfo>;
     /// Adds a bridge, which connects at once.
@@ -243,7 +258,7 @@ fn allowed(path: &str) -> Option<&'static [&'static str]> {
             READ
         }
         "/retained" => READ_DELETE,
-        "/listeners" | "/bridges" => &["GET", "HEAD", "POST"],
+        "/listeners" | "/bridges" | "/clock" => &["GET", "HEAD", "POST"],
         "/config" => &["GET", "HEAD", "PUT"],
         "/publish" => &["POST"],
         _ => {

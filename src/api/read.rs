@@ -69,6 +69,10 @@ pub(super) fn get(host: &mut dyn Host, req: &Request, rest: &str) -> Result<Resp
             ok_json(200, &config_view(host))
         }
         "/bridges" => super::bridges::get(host, req, None),
+        "/clock" => {
+            no_query(req)?;
+            ok_json(200, &host.clock())
+        }
         "/metrics" => {
             no_query(req)?;
             let mut r = Response::new(200);

@@ -71,6 +71,16 @@ impl Host for FakeHost {
     fn set_limits(&mut self, limits: Limits) {
         self.engine.set_limits(Millis(5_000), limits);
     }
+    fn clock(&self) -> ClockInfo {
+        ClockInfo {
+            deterministic: false,
+            now_ms: 5_000,
+            wall_ms: 5_000,
+        }
+    }
+    fn advance_clock(&mut self, _ms: u64) -> Result<ClockInfo, HostError> {
+        Err(HostError::Conflict("system clock".into()))
+    }
     fn bridges(&self) -> Vec<BridgeInfo> {
         Vec::new()
     }

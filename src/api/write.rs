@@ -17,6 +17,14 @@ use crate::config::{
     HttpConfig, ListenerConfig, ListenerProtocol, TlsConfig, REQUEST_TIMEOUT_MAX_SECS,
 };
 use crate::engine::limits::PACKET_SIZE_MAX;
+use crate::engine::CLOCK_ADVANCE_MAX_MS;
+
+/// `POST /clock`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockAdvance {
+    advance_ms: u64,
+}
 use crate::engine::message::Message;
 
 pub(super) fn write(
@@ -34,6 +42,16 @@ pub(super) fn write(
         ("PUT", "/config") => {
             no_query(req)?;
             update_config(host, body(req)?)
+        }
+        ("POST", "/clock") => {
+            no_query(req)?;
+            let step: ClockAdvance = body(req)?;
+            if step.advance_ms > CLOCK_ADVANCE_MAX_MS {
+                return Err(ApiError::bad(format!(
+                    "advance_ms: expected a number from 0 to {CLOCK_ADVANCE_MAX_MS}"
+                )));
+            }
+            ok_json(200, &host.advance_clock(step.advance_ms)?)
         }
         ("POST", "/bridges") => {
             no_query(req)?;

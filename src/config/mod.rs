@@ -41,6 +41,8 @@ pub struct Config {
     /// configuration that defines none; `-p` ports then replace it (see [`apply_ports`]).
     pub implicit_listener: bool,
     pub persistence: Persistence,
+    /// `deterministic SEED`: a virtual clock and every generated value from SEED.
+    pub deterministic: Option<u64>,
     /// The bridges (`connection` blocks), in file order.
     pub bridges: Vec<bridge::BridgeConfig>,
 }
@@ -181,6 +183,7 @@ impl Config {
             warnings: Vec::new(),
             implicit_listener: true,
             persistence: Persistence::default(),
+            deterministic: None,
             bridges: Vec::new(),
         }
     }

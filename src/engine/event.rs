@@ -58,6 +58,14 @@ pub enum Input {
     Shutdown,
 }
 
+/// A request of a client to the broker itself, on a `$CONTROL/...` topic (deterministic
+/// mode only), for the reactor to carry out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Move the virtual clock forward by this many milliseconds.
+    AdvanceClock(u64),
+}
+
 /// Something that happened to a client, for webhooks (recorded only when asked for, see
 /// [`crate::engine::Engine::enable_notices`]). The broker's own clients are left out.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -60,6 +60,9 @@ use session::Session;
 use timers::{TimerKey, Timers};
 use topic_tree::{Match, SessionKey, TopicTree};
 
+/// The largest step of the virtual clock one request may ask for: a day.
+pub const CLOCK_ADVANCE_MAX_MS: u64 = 86_400_000;
+
 /// A connection must complete CONNECT within this time.
 pub const CONNECT_TIMEOUT_MS: u64 = 10_000;
 
@@ -135,6 +138,9 @@ pub struct Engine {
     /// Queue bounds of particular sessions (a bridge's `bridge_max_queued_messages`), in
     /// place of `max_queued_messages`.
     queue_limits: BTreeMap<Rc<str>, usize>,
+    /// `$CONTROL` topics are served (deterministic mode), and the requests not yet taken.
+    controls_enabled: bool,
+    controls: Vec<event::Control>,
     /// Client events for webhooks, when enabled.
     notices: Option<Vec<event::Notice>>,
     /// Each listener's `mount_point`, and whether its clients' liveness is watched by a
@@ -164,6 +170,8 @@ impl Engine {
             match_buf: Vec::new(),
             listeners: BTreeMap::new(),
             notices: None,
+            controls_enabled: false,
+            controls: Vec::new(),
             queue_limits: BTreeMap::new(),
         };
         engine.sys_start();
@@ -292,6 +300,21 @@ impl Engine {
                 self.queue_limits.remove(client_id);
             }
         }
+    }
+
+    /// Serves the `$CONTROL` topics (deterministic mode).
+    pub fn enable_controls(&mut self) {
+        self.controls_enabled = true;
+    }
+
+    /// The `$CONTROL` requests received since the last call.
+    pub fn take_controls(&mut self) -> Vec<event::Control> {
+        std::mem::take(&mut self.controls)
+    }
+
+    /// Whether `$CONTROL` requests wait.
+    pub fn has_controls(&self) -> bool {
+        !self.controls.is_empty()
     }
 
     /// Starts recording client events ([`event::Notice`]) for [`Self::take_notices`].

@@ -5,9 +5,11 @@ use std::rc::Rc;
 
 use super::durable::Change;
 use super::event::ConnId;
+use super::event::Control;
 use super::message::Message;
 use super::topic_tree::SessionKey;
 use super::Engine;
+use super::CLOCK_ADVANCE_MAX_MS;
 use crate::codec::mqtt::{topic, Ack, Packet, Properties, Publish, QoS, ReasonCode};
 
 impl Engine {
@@ -99,6 +101,11 @@ impl Engine {
             };
         }
         let qos = p.qos;
+        if topic.starts_with("$CONTROL/") {
+            let reason = self.control(conn, &topic, &p.payload);
+            let reason = if v5 { reason } else { ReasonCode::Success };
+            return self.ack_publish(conn, key, qos, id, reason);
+        }
         let origin = Some(self.sessions[key].uid);
         // Clients may not publish into the broker's own `$SYS` tree.
         if !topic.starts_with("$SYS") {
@@ -106,6 +113,31 @@ impl Engine {
             self.accept_message(msg);
         }
         self.ack_publish(conn, key, qos, id, ReasonCode::Success);
+    }
+
+    /// A message to the broker's control topics (`$CONTROL/clock/advance` in deterministic
+    /// mode): recorded for the reactor, never routed. The reason code answers it.
+    fn control(&mut self, conn: ConnId, topic: &str, payload: &[u8]) -> ReasonCode {
+        if !self.controls_enabled {
+            log::info!("{conn}: {topic} refused: not in deterministic mode");
+            return ReasonCode::NotAuthorized;
+        }
+        if topic != "$CONTROL/clock/advance" {
+            return ReasonCode::TopicNameInvalid;
+        }
+        let ms = std::str::from_utf8(payload)
+            .ok()
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|t| t.parse::<u64>().ok())
+            .filter(|&ms| ms <= CLOCK_ADVANCE_MAX_MS);
+        match ms {
+            Some(ms) => {
+                self.controls.push(Control::AdvanceClock(ms));
+                ReasonCode::Success
+            }
+            None => ReasonCode::PayloadFormatInvalid,
+        }
     }
 
     fn ack_publish(&mut self, conn: ConnId, key: SessionKey, qos: QoS, id: u16, r: ReasonCode) {

@@ -14,7 +14,7 @@ use std::rc::Rc;
 use super::conn::{ConnState, OUT_BUFFER_SOFT_MAX};
 use super::listener::HttpSettings;
 use super::Reactor;
-use crate::api::{self, BridgeInfo, Command, Host, HostError, ListenerInfo, Origin};
+use crate::api::{self, BridgeInfo, ClockInfo, Command, Host, HostError, ListenerInfo, Origin};
 use crate::clock::Millis;
 use crate::codec::http::{
     encode_response, http_date, parse_request, HttpError, ParseLimits, Parsed, Request, Response,
@@ -439,5 +439,23 @@ impl Host for Reactor {
         };
         Self::remove_bridge(self, key, keep_queue);
         Ok(())
+    }
+
+    fn clock(&self) -> ClockInfo {
+        ClockInfo {
+            deterministic: self.clock.is_virtual(),
+            now_ms: self.now.0,
+            wall_ms: self.clock.wall_start_ms().saturating_add(self.now.0),
+        }
+    }
+
+    fn advance_clock(&mut self, ms: u64) -> Result<ClockInfo, HostError> {
+        if !self.clock.is_virtual() {
+            return Err(HostError::Conflict(
+                "the clock is the system's: start culex with --deterministic SEED".to_owned(),
+            ));
+        }
+        Self::advance_clock(self, ms);
+        Ok(Host::clock(self))
     }
 }

@@ -443,8 +443,10 @@ impl Reactor {
             return Ok(());
         };
         let waited = self.held_since.map_or(0, |since| self.now.since(since));
+        // A virtual clock does not move while held output waits: flush at once.
         let flush = self.flush_now
             || self.shutdown_deadline.is_some()
+            || (self.clock.is_virtual() && !self.held.is_empty())
             || (!self.held.is_empty()
                 && (waited >= GROUP_COMMIT_MS
                     || (self.idle_turn && waited >= self.group_idle_ms())));
@@ -471,6 +473,14 @@ impl Reactor {
         Ok(())
     }
 
+    /// Moves the virtual clock forward (deterministic mode); what falls due fires in step 4
+    /// of this turn, before anything is written.
+    pub(super) fn advance_clock(&mut self, ms: u64) {
+        self.clock.advance(ms);
+        self.now = self.clock.now();
+        log::debug!("virtual clock advanced by {ms} ms to {} ms", self.now.0);
+    }
+
     /// How long held output waits in an idle loop before the flush.
     fn group_idle_ms(&self) -> u64 {
         if self.last_released >= GROUP_BUSY_CONNS {
@@ -495,6 +505,13 @@ impl Reactor {
         }
         if self.engine.has_notices() {
             self.bridge_events();
+        }
+        if self.engine.has_controls() {
+            for control in self.engine.take_controls() {
+                match control {
+                    crate::engine::event::Control::AdvanceClock(ms) => self.advance_clock(ms),
+                }
+            }
         }
         if !self.bridge_dirty.is_empty() {
             self.pump_bridges();

@@ -47,6 +47,7 @@ struct Placed<T> {
 pub struct Parser {
     limits: Limits,
     persistence: Persistence,
+    deterministic: Option<u64>,
     warnings: Vec<String>,
     /// The listener of the global `port` and `bind_address` options, and of listener options
     /// that come before any `listener` line.
@@ -89,6 +90,7 @@ impl Parser {
                 ..Limits::default()
             },
             persistence: Persistence::default(),
+            deterministic: None,
             warnings: Vec::new(),
             default: None,
             listeners: Vec::new(),
@@ -189,6 +191,7 @@ impl Parser {
             warnings: self.warnings,
             implicit_listener,
             persistence: self.persistence,
+            deterministic: self.deterministic,
             bridges: self.bridges.into_iter().map(|b| b.bridge).collect(),
         })
     }
@@ -260,6 +263,20 @@ impl Parser {
                 } else {
                     target.bind_address = Some(value.to_owned());
                 }
+            }
+            "deterministic" => {
+                let value = single(key, &values)?;
+                let seed = value
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|_| value.bytes().all(|b| b.is_ascii_digit()))
+                    .ok_or_else(|| {
+                        format!(
+                            "{key}: expected a number from 0 to {}, got \"{value}\"",
+                            u64::MAX
+                        )
+                    })?;
+                self.deterministic = Some(seed);
             }
             "persistence" | "persistence_location" | "persistence_file" | "persistence_sync" => {
                 persistence::option(&mut self.persistence, key, &values)?;

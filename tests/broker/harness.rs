@@ -98,7 +98,23 @@ impl Broker {
         Some(Self::spawn(extra_config))
     }
 
+    /// Like `start_configured`, and `args` are passed to culex after `-c FILE`
+    /// (e.g. `&["--deterministic", "7"]`).
+    pub(crate) fn start_with_args(extra_config: &str, args: &[&str]) -> Option<Self> {
+        if is_external() {
+            eprintln!(
+                "skipped: needs broker arguments {args:?} and configuration {extra_config:?}"
+            );
+            return None;
+        }
+        Some(Self::spawn_with(extra_config, args))
+    }
+
     fn spawn(extra_config: &str) -> Self {
+        Self::spawn_with(extra_config, &[])
+    }
+
+    fn spawn_with(extra_config: &str, args: &[&str]) -> Self {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
         let path =
@@ -111,7 +127,7 @@ impl Broker {
         std::fs::write(&path, config).expect("write test config");
 
         let mut command = Command::new(env!("CARGO_BIN_EXE_culex"));
-        command.arg("-c").arg(&path);
+        command.arg("-c").arg(&path).args(args);
         command
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -5,6 +5,7 @@ mod harness;
 
 mod cli;
 mod connect;
+mod deterministic;
 mod flow;
 mod http_api;
 mod limits;

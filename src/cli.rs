@@ -18,6 +18,8 @@ pub struct Options {
     /// `--deterministic SEED`: a virtual clock and this seed (wins over the configuration's
     /// `deterministic`).
     pub deterministic: Option<u64>,
+    /// `--trace FILE`: write a trace of the run (wins over the configuration's `trace_file`).
+    pub trace: Option<PathBuf>,
 }
 
 /// What the command line asks for.
@@ -32,8 +34,9 @@ pub enum Command {
     DumpStore(PathBuf),
 }
 
-const SYNOPSIS: &str =
-    "Usage: culex [-c FILE] [-p PORT]... [-v] [-t] [--deterministic SEED] | --dump-store FILE";
+const SYNOPSIS: &str = "Usage: culex [-c FILE] [-p PORT]... [-v] [-t] [--deterministic SEED]\n\
+                        \x20            [--trace FILE]\n\
+                        \x20      culex --dump-store FILE";
 
 fn spec() -> getopts::Options {
     let mut opts = getopts::Options::new();
@@ -47,6 +50,12 @@ fn spec() -> getopts::Options {
     );
     opts.optflag("v", "verbose", "log at debug level (RUST_LOG overrides)");
     opts.optflag("t", "test-config", "check the configuration, then exit");
+    opts.optopt(
+        "",
+        "trace",
+        "write a trace of the run to FILE: one JSON line per connection and packet",
+        "FILE",
+    );
     opts.optopt(
         "",
         "deterministic",
@@ -128,10 +137,15 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             }
         },
     };
+    let trace = match matches.opt_str("trace") {
+        Some(path) if path.is_empty() => return Err(bad("--trace: empty file name".to_owned())),
+        path => path.map(PathBuf::from),
+    };
     Ok(Command::Run(Options {
         config,
         ports,
         deterministic,
+        trace,
         verbose: matches.opt_present("v"),
         test_config: matches.opt_present("t"),
     }))
@@ -173,6 +187,7 @@ mod tests {
             verbose: true,
             test_config: true,
             deterministic: Some(7),
+            trace: None,
         };
         let short = [
             "--deterministic",

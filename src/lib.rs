@@ -10,4 +10,5 @@ pub mod gateway;
 pub mod reactor;
 pub mod rng;
 pub mod store;
+pub mod trace;
 pub mod transport;

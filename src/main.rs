@@ -83,6 +83,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let deterministic = options.deterministic.or(config.deterministic);
+    let trace_file = config.trace_file.clone();
     let seed = deterministic.unwrap_or_else(clock::entropy_seed);
     let mut engine = Engine::new(config.limits.clone(), Rng::new(seed));
     if deterministic.is_some() {
@@ -146,6 +147,19 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_START);
         }
     };
+    let trace_path = options
+        .trace
+        .clone()
+        .or_else(|| trace_file.map(std::path::PathBuf::from));
+    if let Some(path) = trace_path {
+        match culex::trace::writer::TraceWriter::create(&path) {
+            Ok(writer) => reactor.set_trace(writer, deterministic),
+            Err(e) => {
+                eprintln!("culex: trace file {}: {e}", path.display());
+                return ExitCode::from(EXIT_START);
+            }
+        }
+    }
     match reactor.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

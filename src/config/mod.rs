@@ -43,6 +43,8 @@ pub struct Config {
     pub persistence: Persistence,
     /// `deterministic SEED`: a virtual clock and every generated value from SEED.
     pub deterministic: Option<u64>,
+    /// `trace_file PATH`: write a trace of the run there.
+    pub trace_file: Option<String>,
     /// The bridges (`connection` blocks), in file order.
     pub bridges: Vec<bridge::BridgeConfig>,
 }
@@ -184,6 +186,7 @@ impl Config {
             implicit_listener: true,
             persistence: Persistence::default(),
             deterministic: None,
+            trace_file: None,
             bridges: Vec::new(),
         }
     }

@@ -142,6 +142,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     supported("http_token_file", Listener, "file", "none", false, "/etc/culex/api-token"),
     supported("http_request_timeout", Listener, "seconds", "10", false, "30"),
     supported("deterministic", Global, "seed", "off", false, "42"),
+    supported("trace_file", Global, "file", "none", false, "/tmp/culex-trace.jsonl"),
     supported("allow_anonymous", Global, "boolean", "false", true, "true"),
     supported("max_inflight_messages", Global, "integer", "20", true, "10"),
     supported("max_queued_messages", Global, "integer", "1000", true, "500"),

@@ -391,6 +391,14 @@ impl Reactor {
                     match mqtt::decode(frame, version) {
                         Ok(packet) => {
                             *packets -= 1;
+                            if let Some(t) = self.trace.as_mut() {
+                                let event = crate::trace::Event::PacketIn {
+                                    conn: id,
+                                    packet: &packet,
+                                    bytes: frame,
+                                };
+                                t.record(self.now, &event);
+                            }
                             match conn.bridge {
                                 Some(link) => self.bridge_packet(link.slot, packet),
                                 None => self.feed(Input::Packet { conn: id, packet }),

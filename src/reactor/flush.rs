@@ -34,7 +34,17 @@ impl Reactor {
             return;
         }
         let was_empty = conn.outbound.is_empty();
+        let start = conn.outbound.len();
         mqtt::encode(packet, conn.version(), &mut conn.outbound);
+        if let Some(t) = self.trace.as_mut() {
+            let bytes = conn.outbound.get(start..).unwrap_or_default();
+            let event = crate::trace::Event::PacketOut {
+                conn: id,
+                packet,
+                bytes,
+            };
+            t.record(self.now, &event);
+        }
         if wait && !conn.held {
             conn.held = true;
             self.held.push(key);
@@ -206,6 +216,9 @@ impl Reactor {
         } else if http {
             self.http_keys.remove(&key);
         } else {
+            if let Some(t) = self.trace.as_mut() {
+                t.record(self.now, &crate::trace::Event::Closed { conn: id, reason });
+            }
             self.feed(Input::Closed { conn: id, reason });
         }
     }

@@ -394,6 +394,13 @@ impl Reactor {
             self.http_keys.insert(key);
             return;
         }
+        if let Some(t) = self.trace.as_mut() {
+            let event = crate::trace::Event::Opened {
+                conn: id,
+                listener: listener.0,
+            };
+            t.record(self.now, &event);
+        }
         self.feed(Input::Opened {
             conn: id,
             listener,

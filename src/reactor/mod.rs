@@ -157,6 +157,8 @@ pub struct Reactor {
     bridge_udp_again: Vec<(usize, bool)>,
     /// Bridge datagrams to send after the turn's commit: (slot, to, bytes).
     bridge_datagrams: Vec<(usize, std::net::SocketAddr, Vec<u8>)>,
+    /// The trace file, when one is written.
+    trace: Option<crate::trace::writer::TraceWriter>,
     /// The slab keys of API connections, and when their deadlines are next checked.
     http_keys: BTreeSet<usize>,
     next_http_sweep: Millis,
@@ -247,6 +249,7 @@ impl Reactor {
             last_released: 0,
             datagrams: Vec::new(),
             http_keys: BTreeSet::new(),
+            trace: None,
             bridges: Slab::new(),
             bridge_locals: BTreeMap::new(),
             bridge_dirty: Vec::new(),
@@ -306,10 +309,16 @@ impl Reactor {
             self.send_bridge_datagrams();
             // 8. Deferred closes.
             self.close_finished();
+            if let Some(t) = self.trace.as_mut() {
+                t.flush();
+            }
             if self.shutdown_complete() {
                 self.commit()?;
                 if let Some(store) = self.store.as_mut() {
                     store.flush().map_err(io::Error::other)?;
+                }
+                if let Some(t) = self.trace.as_mut() {
+                    t.flush();
                 }
                 log::info!("shutdown complete");
                 return Ok(());
@@ -473,11 +482,25 @@ impl Reactor {
         Ok(())
     }
 
+    /// Writes a trace of the run to `writer` from now on; `seed` is deterministic mode's.
+    pub fn set_trace(&mut self, mut writer: crate::trace::writer::TraceWriter, seed: Option<u64>) {
+        writer.record(self.now, &crate::trace::Event::Start { seed });
+        self.trace = Some(writer);
+    }
+
+    /// Adds an event to the trace, if one is written.
+    fn trace(&mut self, event: &crate::trace::Event<'_>) {
+        if let Some(t) = self.trace.as_mut() {
+            t.record(self.now, event);
+        }
+    }
+
     /// Moves the virtual clock forward (deterministic mode); what falls due fires in step 4
     /// of this turn, before anything is written.
     pub(super) fn advance_clock(&mut self, ms: u64) {
         self.clock.advance(ms);
         self.now = self.clock.now();
+        self.trace(&crate::trace::Event::ClockAdvanced { by_ms: ms });
         log::debug!("virtual clock advanced by {ms} ms to {} ms", self.now.0);
     }
 

@@ -48,6 +48,7 @@ pub struct Parser {
     limits: Limits,
     persistence: Persistence,
     deterministic: Option<u64>,
+    trace_file: Option<String>,
     warnings: Vec<String>,
     /// The listener of the global `port` and `bind_address` options, and of listener options
     /// that come before any `listener` line.
@@ -91,6 +92,7 @@ impl Parser {
             },
             persistence: Persistence::default(),
             deterministic: None,
+            trace_file: None,
             warnings: Vec::new(),
             default: None,
             listeners: Vec::new(),
@@ -192,6 +194,7 @@ impl Parser {
             implicit_listener,
             persistence: self.persistence,
             deterministic: self.deterministic,
+            trace_file: self.trace_file,
             bridges: self.bridges.into_iter().map(|b| b.bridge).collect(),
         })
     }
@@ -263,6 +266,10 @@ impl Parser {
                 } else {
                     target.bind_address = Some(value.to_owned());
                 }
+            }
+            "trace_file" => {
+                let value = single(key, &values)?;
+                self.trace_file = Some(value.to_owned());
             }
             "deterministic" => {
                 let value = single(key, &values)?;

@@ -1,0 +1,185 @@
+//! Traces: one JSON line per event of a run (connections opened and closed, MQTT packets in
+//! and out with their decoded fields and their bytes, the virtual clock's steps), for a test
+//! to compare two runs or to read what happened.
+//!
+//! This module formats events and is pure; `writer` puts the lines in the trace file. A line
+//! names connections by their stable number (never an OS port) and packets, not reads, so
+//! that two runs of the same scenario in deterministic mode give the same file byte for
+//! byte.
+
+pub mod writer;
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::clock::Millis;
+use crate::codec::mqtt::Packet;
+use crate::engine::event::ConnId;
+
+/// The format version, the first line of every trace.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One event of a trace.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// The run starts: the format version and the seed of deterministic mode.
+    Start {
+        seed: Option<u64>,
+    },
+    /// A connection was accepted on this listener (its index in the configuration).
+    Opened {
+        conn: ConnId,
+        listener: u32,
+    },
+    Closed {
+        conn: ConnId,
+        reason: &'a str,
+    },
+    /// A packet came in (`bytes`: its whole frame).
+    PacketIn {
+        conn: ConnId,
+        packet: &'a Packet,
+        bytes: &'a [u8],
+    },
+    /// A packet went out (`bytes`: its encoding).
+    PacketOut {
+        conn: ConnId,
+        packet: &'a Packet,
+        bytes: &'a [u8],
+    },
+    /// The virtual clock moved forward.
+    ClockAdvanced {
+        by_ms: u64,
+    },
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    t: u64,
+    event: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conn: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listener: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    packet: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hex: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by_ms: Option<u64>,
+}
+
+impl Event<'_> {
+    /// The event as one JSON line (with its newline), at time `now`.
+    pub fn to_line(&self, now: Millis) -> String {
+        let mut line = Line {
+            t: now.0,
+            event: "",
+            conn: None,
+            version: None,
+            seed: None,
+            listener: None,
+            reason: None,
+            packet: None,
+            fields: None,
+            hex: None,
+            by_ms: None,
+        };
+        match self {
+            Self::Start { seed } => {
+                line.event = "start";
+                line.version = Some(FORMAT_VERSION);
+                line.seed = *seed;
+            }
+            Self::Opened { conn, listener } => {
+                line.event = "opened";
+                line.conn = Some(conn.0);
+                line.listener = Some(*listener);
+            }
+            Self::Closed { conn, reason } => {
+                line.event = "closed";
+                line.conn = Some(conn.0);
+                line.reason = Some(reason);
+            }
+            Self::PacketIn {
+                conn,
+                packet,
+                bytes,
+            }
+            | Self::PacketOut {
+                conn,
+                packet,
+                bytes,
+            } => {
+                line.event = if matches!(self, Self::PacketIn { .. }) {
+                    "in"
+                } else {
+                    "out"
+                };
+                line.conn = Some(conn.0);
+                line.packet = Some(packet.name());
+                line.fields = Some(format!("{packet:?}"));
+                line.hex = Some(hex(bytes));
+            }
+            Self::ClockAdvanced { by_ms } => {
+                line.event = "clock";
+                line.by_ms = Some(*by_ms);
+            }
+        }
+        let mut text = serde_json::to_string(&line).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+}
+
+/// Lower-case hexadecimal.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_json_with_the_fields_of_their_event() {
+        let start = Event::Start { seed: Some(7) }.to_line(Millis(0));
+        assert_eq!(
+            start,
+            "{\"t\":0,\"event\":\"start\",\"version\":1,\"seed\":7}\n"
+        );
+        let ping = Event::PacketIn {
+            conn: ConnId(3),
+            packet: &Packet::PingReq,
+            bytes: &[0xC0, 0x00],
+        }
+        .to_line(Millis(1500));
+        assert_eq!(
+            ping,
+            "{\"t\":1500,\"event\":\"in\",\"conn\":3,\"packet\":\"PINGREQ\",\
+             \"fields\":\"PingReq\",\"hex\":\"c000\"}\n"
+        );
+        let closed = Event::Closed {
+            conn: ConnId(3),
+            reason: "bye",
+        }
+        .to_line(Millis(2));
+        assert_eq!(
+            closed,
+            "{\"t\":2,\"event\":\"closed\",\"conn\":3,\"reason\":\"bye\"}\n"
+        );
+    }
+}

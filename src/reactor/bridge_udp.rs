@@ -141,12 +141,17 @@ impl Reactor {
         buf.resize(65_535, 0);
         for _ in 0..DATAGRAMS_PER_TURN {
             let Some(sockets) = self.bridges.get(slot).and_then(|s| s.udp.as_ref()) else {
-                break;
+                // The bridge is gone: nothing more to read.
+                self.udp_buf = buf;
+                return;
             };
             let socket = if group {
                 match sockets.group_socket.as_ref() {
                     Some(s) => s,
-                    None => break,
+                    None => {
+                        self.udp_buf = buf;
+                        return;
+                    }
                 }
             } else {
                 &sockets.socket
@@ -168,7 +173,8 @@ impl Reactor {
             let now = self.now;
             let local = ConnId(self.next_conn_id);
             let Some(s) = self.bridges.get_mut(slot) else {
-                break;
+                self.udp_buf = buf;
+                return;
             };
             let from = SocketAddr::new(from.ip().to_canonical(), from.port());
             let from_gateway = s.udp.as_ref().and_then(|u| u.gateway) == Some(from);

@@ -83,6 +83,21 @@ pub fn filters(mappings: &[TopicMapping], local: bool) -> Vec<(String, crate::co
     out
 }
 
+/// The next reconnect (or retry) delay of a bridge after `last` ms: `restart_timeout BASE`
+/// alone is constant; with a cap it grows with random jitter between the base and three
+/// times the last delay, up to the cap.
+pub fn backoff_ms(config: &BridgeConfig, last: u64, rng: &mut crate::rng::Rng) -> u64 {
+    let base = u64::from(config.restart_timeout_base_secs.max(1)) * 1000;
+    match config.restart_timeout_cap_secs {
+        None => base,
+        Some(cap) => {
+            let cap = (u64::from(cap) * 1000).max(base);
+            let high = last.saturating_mul(3).max(base);
+            (base + rng.below(high - base + 1)).min(cap)
+        }
+    }
+}
+
 /// How a bridge's local session is opened.
 #[derive(Clone, Copy, Debug)]
 pub struct LocalSession {

@@ -361,7 +361,7 @@ impl Bridge {
         match packet {
             Packet::Publish(p) => self.relay_out(now, p),
             Packet::PubRel(a) if self.local_qos2.remove(&a.packet_id) => {
-                self.engine_packet(Packet::PubComp(ack(a.packet_id)));
+                self.engine_packet(Packet::PubComp(Ack::success(a.packet_id)));
             }
             // Acknowledgements of messages from the remote broker, and the release of an
             // outgoing QoS 2 message.
@@ -476,10 +476,12 @@ impl Bridge {
                     // Acknowledged here: the remote broker must not resend it forever.
                     match p.qos {
                         QoS::AtMostOnce => {}
-                        QoS::AtLeastOnce => self.send(now, Packet::PubAck(ack(p.packet_id))),
+                        QoS::AtLeastOnce => {
+                            self.send(now, Packet::PubAck(Ack::success(p.packet_id)))
+                        }
                         QoS::ExactlyOnce => {
                             self.dropped_qos2.insert(p.packet_id);
-                            self.send(now, Packet::PubRec(ack(p.packet_id)));
+                            self.send(now, Packet::PubRec(Ack::success(p.packet_id)));
                         }
                     }
                     return;
@@ -496,7 +498,7 @@ impl Bridge {
                 self.engine_packet(Packet::Publish(local));
             }
             Packet::PubRel(a) if self.dropped_qos2.remove(&a.packet_id) => {
-                self.send(now, Packet::PubComp(ack(a.packet_id)));
+                self.send(now, Packet::PubComp(Ack::success(a.packet_id)));
             }
             // Acknowledgements of outgoing messages, and the release of an incoming QoS 2
             // message: the engine's flows go on.
@@ -595,11 +597,11 @@ impl Bridge {
     fn ack_locally(&mut self, p: &Publish) {
         match p.qos {
             QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self.engine_packet(Packet::PubAck(ack(p.packet_id))),
+            QoS::AtLeastOnce => self.engine_packet(Packet::PubAck(Ack::success(p.packet_id))),
             // The engine's PUBREL that follows is answered here too.
             QoS::ExactlyOnce => {
                 self.local_qos2.insert(p.packet_id);
-                self.engine_packet(Packet::PubRec(ack(p.packet_id)));
+                self.engine_packet(Packet::PubRec(Ack::success(p.packet_id)));
             }
         }
     }
@@ -641,18 +643,8 @@ impl Bridge {
     /// The next reconnect delay: `restart_timeout` alone is constant; with a cap it grows
     /// with random jitter between the base and three times the last delay, up to the cap.
     fn backoff_ms(&mut self) -> u64 {
-        let base = u64::from(self.config.restart_timeout_base_secs.max(1)) * 1000;
-        let delay = match self.config.restart_timeout_cap_secs {
-            None => base,
-            Some(cap) => {
-                let cap = (u64::from(cap) * 1000).max(base);
-                let high = self.delay_ms.saturating_mul(3).max(base);
-                let spread = high - base;
-                (base + self.rng.below(spread.saturating_add(1))).min(cap)
-            }
-        };
-        self.delay_ms = delay;
-        delay
+        self.delay_ms = super::backoff_ms(&self.config, self.delay_ms, &mut self.rng);
+        self.delay_ms
     }
 
     /// Closes the local session's connection, with the state notification.
@@ -700,14 +692,6 @@ fn notification(topic: &str, up: bool) -> Publish {
         packet_id: 0,
         properties: Properties::default(),
         payload: Rc::from(if up { &b"1"[..] } else { &b"0"[..] }),
-    }
-}
-
-fn ack(packet_id: u16) -> Ack {
-    Ack {
-        packet_id,
-        reason: ReasonCode::Success,
-        properties: Properties::default(),
     }
 }
 

@@ -33,7 +33,7 @@ use std::rc::Rc;
 use super::{filters, map_topic, open_local_session, LocalSession};
 use crate::clock::Millis;
 use crate::codec::mqtt::topic::valid_topic_name;
-use crate::codec::mqtt::{Ack, Packet, Properties, Publish, QoS, ReasonCode};
+use crate::codec::mqtt::{Ack, Packet, Properties, Publish, QoS};
 use crate::codec::mqttsn::{
     self as sn, Flags, Frame, Message, ReturnCode, SnQos, SubTopic, TopicIdType,
 };
@@ -455,20 +455,20 @@ impl SnBridge {
                     |w| matches!(w, Work::Publish(p, _) if p.qos == QoS::ExactlyOnce),
                 );
                 if matched.is_some() {
-                    self.engine_packet(Packet::PubRec(ack(msg_id)));
+                    self.engine_packet(Packet::PubRec(Ack::success(msg_id)));
                 }
             }
             Message::PubRel { msg_id } => {
                 if self.dropped_qos2.remove(&msg_id) {
                     self.send(now, &Message::PubComp { msg_id });
                 } else {
-                    self.engine_packet(Packet::PubRel(ack(msg_id)));
+                    self.engine_packet(Packet::PubRel(Ack::success(msg_id)));
                 }
             }
             Message::PubComp { msg_id } => {
                 let matched = self.take_flight(msg_id, |w| matches!(w, Work::PubRel(_)));
                 if matched.is_some() {
-                    self.engine_packet(Packet::PubComp(ack(msg_id)));
+                    self.engine_packet(Packet::PubComp(Ack::success(msg_id)));
                 }
             }
             Message::SubAck {
@@ -525,7 +525,7 @@ impl SnBridge {
         };
         match code {
             ReturnCode::Accepted if p.qos == QoS::AtLeastOnce => {
-                self.engine_packet(Packet::PubAck(ack(msg_id)));
+                self.engine_packet(Packet::PubAck(Ack::success(msg_id)));
             }
             // A QoS 2 message acknowledged as if QoS 1: the gateway has it.
             ReturnCode::Accepted => self.ack_locally(&p),
@@ -595,7 +595,7 @@ impl SnBridge {
         match packet {
             Packet::Publish(p) => self.relay_out(p),
             Packet::PubRel(a) if self.local_qos2.remove(&a.packet_id) => {
-                self.engine_packet(Packet::PubComp(ack(a.packet_id)));
+                self.engine_packet(Packet::PubComp(Ack::success(a.packet_id)));
             }
             Packet::PubRel(a) => self.queue.push_back(Work::PubRel(a.packet_id)),
             // Acknowledgements of the gateway's messages.
@@ -709,11 +709,11 @@ impl SnBridge {
     fn ack_locally(&mut self, p: &Publish) {
         match p.qos {
             QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self.engine_packet(Packet::PubAck(ack(p.packet_id))),
+            QoS::AtLeastOnce => self.engine_packet(Packet::PubAck(Ack::success(p.packet_id))),
             // The engine's PUBREL that follows is answered here too.
             QoS::ExactlyOnce => {
                 self.local_qos2.insert(p.packet_id);
-                self.engine_packet(Packet::PubRec(ack(p.packet_id)));
+                self.engine_packet(Packet::PubRec(Ack::success(p.packet_id)));
             }
         }
     }
@@ -806,18 +806,8 @@ impl SnBridge {
     /// constant; with a cap it grows with random jitter between the base and three times the
     /// last delay, up to the cap.
     fn backoff_ms(&mut self) -> u64 {
-        let base = u64::from(self.config.restart_timeout_base_secs.max(1)) * 1000;
-        let delay = match self.config.restart_timeout_cap_secs {
-            None => base,
-            Some(cap) => {
-                let cap = (u64::from(cap) * 1000).max(base);
-                let high = self.delay_ms.saturating_mul(3).max(base);
-                let spread = high - base;
-                (base + self.rng.below(spread.saturating_add(1))).min(cap)
-            }
-        };
-        self.delay_ms = delay;
-        delay
+        self.delay_ms = super::backoff_ms(&self.config, self.delay_ms, &mut self.rng);
+        self.delay_ms
     }
 
     /// Closes the local session's connection, with the state notification.
@@ -920,14 +910,6 @@ fn puback(topic_id: u16, msg_id: u16, code: ReturnCode) -> Message<'static> {
         topic_id,
         msg_id,
         code,
-    }
-}
-
-fn ack(packet_id: u16) -> Ack {
-    Ack {
-        packet_id,
-        reason: ReasonCode::Success,
-        properties: Properties::default(),
     }
 }
 

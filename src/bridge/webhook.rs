@@ -28,7 +28,7 @@ use serde::Serialize;
 use super::{open_local_session, LocalSession};
 use crate::clock::Millis;
 use crate::codec::http::client::{encode_post, parse_response};
-use crate::codec::mqtt::{Ack, Packet, Properties, Publish, QoS, ReasonCode};
+use crate::codec::mqtt::{Ack, Packet, Properties, Publish, QoS};
 use crate::config::bridge::{BridgeConfig, BridgeKind, RemoteAddress, WebhookConfig, WebhookEvent};
 use crate::engine::event::{ConnId, Input};
 use crate::rng::Rng;
@@ -331,7 +331,7 @@ impl Webhook {
         }
         match packet {
             Packet::Publish(p) => self.message(now, &p),
-            Packet::PubRel(a) => self.engine_packet(Packet::PubComp(ack(a.packet_id))),
+            Packet::PubRel(a) => self.engine_packet(Packet::PubComp(Ack::success(a.packet_id))),
             Packet::ConnAck(a) if a.reason.is_error() => {
                 let why = format!("the local session was refused: {}", a.reason.text());
                 log::warn!("webhook {}: {why}", self.config.name);
@@ -617,8 +617,8 @@ impl Webhook {
     /// PUBACK for QoS 1, PUBREC for QoS 2 (the engine's PUBREL is answered with PUBCOMP).
     fn acknowledge(&mut self, ack_of: Option<(QoS, u16)>) {
         match ack_of {
-            Some((QoS::AtLeastOnce, id)) => self.engine_packet(Packet::PubAck(ack(id))),
-            Some((QoS::ExactlyOnce, id)) => self.engine_packet(Packet::PubRec(ack(id))),
+            Some((QoS::AtLeastOnce, id)) => self.engine_packet(Packet::PubAck(Ack::success(id))),
+            Some((QoS::ExactlyOnce, id)) => self.engine_packet(Packet::PubRec(Ack::success(id))),
             _ => {}
         }
     }
@@ -663,18 +663,8 @@ impl Webhook {
     /// The next retry delay: `restart_timeout` alone is constant; with a cap it grows with
     /// random jitter between the base and three times the last delay, up to the cap.
     fn backoff_ms(&mut self) -> u64 {
-        let base = u64::from(self.config.restart_timeout_base_secs.max(1)) * 1000;
-        let delay = match self.config.restart_timeout_cap_secs {
-            None => base,
-            Some(cap) => {
-                let cap = (u64::from(cap) * 1000).max(base);
-                let high = self.delay_ms.saturating_mul(3).max(base);
-                let spread = high - base;
-                (base + self.rng.below(spread.saturating_add(1))).min(cap)
-            }
-        };
-        self.delay_ms = delay;
-        delay
+        self.delay_ms = super::backoff_ms(&self.config, self.delay_ms, &mut self.rng);
+        self.delay_ms
     }
 
     fn engine_packet(&mut self, packet: Packet) {
@@ -706,14 +696,6 @@ fn sign(secret: &str, body: &[u8]) -> String {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
     let tag = ring::hmac::sign(&key, body);
     tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn ack(packet_id: u16) -> Ack {
-    Ack {
-        packet_id,
-        reason: ReasonCode::Success,
-        properties: Properties::default(),
-    }
 }
 
 #[derive(Serialize)]

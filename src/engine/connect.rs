@@ -308,11 +308,7 @@ impl Engine {
 
     /// A success acknowledgement for `packet_id`.
     pub(super) fn ack(packet_id: u16) -> crate::codec::mqtt::Ack {
-        crate::codec::mqtt::Ack {
-            packet_id,
-            reason: ReasonCode::Success,
-            properties: Properties::default(),
-        }
+        crate::codec::mqtt::Ack::success(packet_id)
     }
 }
 

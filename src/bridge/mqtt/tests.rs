@@ -147,7 +147,7 @@ fn outgoing_qos1_is_acknowledged_locally_only_after_the_remote_broker() {
     };
     assert_eq!((&*p.topic, p.packet_id), ("gw/s/t", 7));
     assert!(engine_packets(&out).is_empty(), "no local PUBACK yet");
-    b.remote_packet(Millis(6), Packet::PubAck(ack(7)));
+    b.remote_packet(Millis(6), Packet::PubAck(Ack::success(7)));
     let out = drain(&mut b);
     assert!(matches!(engine_packets(&out)[..], [Packet::PubAck(a)] if a.packet_id == 7));
 }
@@ -164,14 +164,14 @@ fn incoming_qos2_flows_through_the_engine() {
         panic!("{out:?}");
     };
     assert_eq!((&*p.topic, p.packet_id), ("site/cmd/go", 3));
-    b.from_engine(Millis(6), Packet::PubRec(ack(3)));
+    b.from_engine(Millis(6), Packet::PubRec(Ack::success(3)));
     assert!(matches!(sent(&drain(&mut b))[..], [Packet::PubRec(a)] if a.packet_id == 3));
-    b.remote_packet(Millis(7), Packet::PubRel(ack(3)));
+    b.remote_packet(Millis(7), Packet::PubRel(Ack::success(3)));
     assert!(matches!(
         engine_packets(&drain(&mut b))[..],
         [Packet::PubRel(_)]
     ));
-    b.from_engine(Millis(8), Packet::PubComp(ack(3)));
+    b.from_engine(Millis(8), Packet::PubComp(Ack::success(3)));
     assert!(matches!(sent(&drain(&mut b))[..], [Packet::PubComp(_)]));
 }
 
@@ -185,7 +185,7 @@ fn unmapped_remote_messages_are_answered_by_the_bridge() {
     let out = drain(&mut b);
     assert!(engine_packets(&out).is_empty());
     assert!(matches!(sent(&out)[..], [Packet::PubRec(a)] if a.packet_id == 4));
-    b.remote_packet(Millis(6), Packet::PubRel(ack(4)));
+    b.remote_packet(Millis(6), Packet::PubRel(Ack::success(4)));
     assert!(matches!(sent(&drain(&mut b))[..], [Packet::PubComp(a)] if a.packet_id == 4));
     b.remote_packet(
         Millis(7),

@@ -286,7 +286,7 @@ fn outgoing_qos2_full_flow() {
     b.datagram(Millis(7), true, &enc(&Message::PubRec { msg_id: 3 }));
     let out = drain(&mut b);
     assert!(matches!(engine_packets(&out)[..], [Packet::PubRec(a)] if a.packet_id == 3));
-    b.from_engine(Millis(8), Packet::PubRel(ack(3)));
+    b.from_engine(Millis(8), Packet::PubRel(Ack::success(3)));
     let out = drain(&mut b);
     assert!(matches!(sent(&out)[..], [Message::PubRel { msg_id: 3 }]));
     b.datagram(Millis(9), true, &enc(&Message::PubComp { msg_id: 3 }));
@@ -332,7 +332,7 @@ fn incoming_qos1_after_the_gateways_register() {
         ("site/cmd/go", 11, &b"go"[..])
     );
     assert!(sent(&out).is_empty(), "acknowledged once the engine has it");
-    b.from_engine(Millis(7), Packet::PubAck(ack(11)));
+    b.from_engine(Millis(7), Packet::PubAck(Ack::success(11)));
     let out = drain(&mut b);
     assert!(matches!(
         sent(&out)[..],
@@ -810,7 +810,7 @@ fn incoming_predefined_topics_reach_the_engine() {
         engine_packets(&out)[..],
         [Packet::Publish(p)] if &*p.topic == "site/cmd/x" && p.packet_id == 30
     ));
-    b.from_engine(Millis(6), Packet::PubAck(ack(30)));
+    b.from_engine(Millis(6), Packet::PubAck(Ack::success(30)));
     let out = drain(&mut b);
     assert_eq!(
         sent(&out),

@@ -86,7 +86,7 @@ fn publish(topic: &str, qos: QoS, id: u16, payload: &[u8]) -> Packet {
 }
 
 fn pub_ack(id: u16) -> Ack {
-    ack(id)
+    Ack::success(id)
 }
 
 /// A webhook whose local session is open and whose outputs so far are drained.
@@ -290,7 +290,7 @@ fn qos2_is_received_on_2xx_and_completed_on_release() {
     drain(&mut w);
     let out = answer(&mut w, 3, OK);
     assert_eq!(engine_packets(&out), vec![&Packet::PubRec(pub_ack(5))]);
-    w.from_engine(Millis(4), Packet::PubRel(ack(5)));
+    w.from_engine(Millis(4), Packet::PubRel(Ack::success(5)));
     let out = drain(&mut w);
     assert_eq!(engine_packets(&out), vec![&Packet::PubComp(pub_ack(5))]);
 }

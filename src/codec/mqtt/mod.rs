@@ -164,6 +164,17 @@ pub struct Ack {
     pub properties: Properties,
 }
 
+impl Ack {
+    /// A success acknowledgement of `packet_id`, without properties.
+    pub fn success(packet_id: u16) -> Self {
+        Self {
+            packet_id,
+            reason: ReasonCode::Success,
+            properties: Properties::default(),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SubOptions {
     pub qos: QoS,

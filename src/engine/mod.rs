@@ -213,6 +213,11 @@ impl Engine {
         self.timers.next_deadline()
     }
 
+    /// The timers that `Tick` at `now` would fire, in order (for traces).
+    pub fn due_timers(&self, now: Millis, out: &mut Vec<TimerKey>) {
+        self.timers.due(now, out);
+    }
+
     /// Replaces the run-time limits. New values apply to new connections at once and to
     /// existing sessions from their next decision (queue bounds, in-flight window, sizes).
     pub fn set_limits(&mut self, now: Millis, limits: Limits) {

@@ -28,6 +28,27 @@ pub enum TimerKey {
     Sys,
 }
 
+impl TimerKey {
+    /// The timer's name in traces.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ConnectDeadline(_) => "connect_deadline",
+            Self::KeepAlive(_) => "keep_alive",
+            Self::SessionExpiry { .. } => "session_expiry",
+            Self::WillDelay { .. } => "will_delay",
+            Self::Sys => "sys",
+        }
+    }
+
+    /// The connection the timer watches, if it watches one.
+    pub fn conn(&self) -> Option<ConnId> {
+        match self {
+            Self::ConnectDeadline(c) | Self::KeepAlive(c) => Some(*c),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Timers {
     heap: BinaryHeap<Reverse<(Millis, TimerKey)>>,
@@ -50,6 +71,19 @@ impl Timers {
         }
     }
 
+    /// The timers due at `now`, in the order [`Timers::pop_due`] gives them, appended to
+    /// `out` (for traces; O(n) in the timers armed).
+    pub fn due(&self, now: Millis, out: &mut Vec<TimerKey>) {
+        let mut due: Vec<(Millis, TimerKey)> = self
+            .heap
+            .iter()
+            .map(|Reverse(entry)| *entry)
+            .filter(|(at, _)| *at <= now)
+            .collect();
+        due.sort_unstable();
+        out.extend(due.into_iter().map(|(_, key)| key));
+    }
+
     pub fn len(&self) -> usize {
         self.heap.len()
     }
@@ -70,6 +104,17 @@ mod tests {
         t.arm(Millis(10), TimerKey::KeepAlive(ConnId(1)));
         t.arm(Millis(20), TimerKey::SessionExpiry { uid: 4 });
         assert_eq!(t.next_deadline(), Some(Millis(10)));
+        let mut due = Vec::new();
+        t.due(Millis(25), &mut due);
+        assert_eq!(
+            due,
+            [
+                TimerKey::KeepAlive(ConnId(1)),
+                TimerKey::SessionExpiry { uid: 4 }
+            ]
+        );
+        assert_eq!(due[0].name(), "keep_alive");
+        assert_eq!(due[0].conn(), Some(ConnId(1)));
         assert_eq!(t.pop_due(Millis(5)), None);
         assert_eq!(t.pop_due(Millis(25)), Some(TimerKey::KeepAlive(ConnId(1))));
         assert_eq!(

@@ -275,6 +275,15 @@ impl Reactor {
             .map(|(k, _)| k)
             .collect();
         for key in due {
+            if let (Some(t), Some(slot)) = (self.trace.as_mut(), self.bridges.get(key)) {
+                let event = crate::trace::Event::Timer {
+                    timer: "bridge",
+                    conn: None,
+                    listener: None,
+                    bridge: Some(slot.link.name()),
+                };
+                t.record(now, &event);
+            }
             self.bridge_tick(key);
         }
     }

@@ -159,6 +159,9 @@ pub struct Reactor {
     bridge_datagrams: Vec<(usize, std::net::SocketAddr, Vec<u8>)>,
     /// The trace file, when one is written.
     trace: Option<crate::trace::writer::TraceWriter>,
+    /// MQTT-SN peers numbered for the trace in the order first heard from (at most
+    /// [`udp::TRACE_PEERS_MAX`]; later ones are traced as peer 0).
+    trace_peers: BTreeMap<std::net::SocketAddr, u64>,
     /// The slab keys of API connections, and when their deadlines are next checked.
     http_keys: BTreeSet<usize>,
     next_http_sweep: Millis,
@@ -250,6 +253,7 @@ impl Reactor {
             datagrams: Vec::new(),
             http_keys: BTreeSet::new(),
             trace: None,
+            trace_peers: BTreeMap::new(),
             bridges: Slab::new(),
             bridge_locals: BTreeMap::new(),
             bridge_dirty: Vec::new(),
@@ -291,6 +295,9 @@ impl Reactor {
             }
             // 4. Timers.
             if self.engine.next_deadline().is_some_and(|d| d <= self.now) {
+                if self.trace.is_some() {
+                    self.trace_due_timers();
+                }
                 self.feed(Input::Tick);
             }
             self.gateway_timers();
@@ -316,6 +323,9 @@ impl Reactor {
                 self.commit()?;
                 if let Some(store) = self.store.as_mut() {
                     store.flush().map_err(io::Error::other)?;
+                }
+                if let Some((changes, synced)) = self.store.as_mut().and_then(Store::take_written) {
+                    self.trace(&crate::trace::Event::Commit { changes, synced });
                 }
                 if let Some(t) = self.trace.as_mut() {
                     t.flush();
@@ -461,6 +471,9 @@ impl Reactor {
                     || (self.idle_turn && waited >= self.group_idle_ms())));
         let result = store.commit(self.now, self, flush);
         let flushed = store.is_flushed();
+        if let Some((changes, synced)) = store.take_written() {
+            self.trace(&crate::trace::Event::Commit { changes, synced });
+        }
         self.store = Some(store);
         self.flush_now = false;
         result.map_err(|e| {
@@ -492,6 +505,20 @@ impl Reactor {
     fn trace(&mut self, event: &crate::trace::Event<'_>) {
         if let Some(t) = self.trace.as_mut() {
             t.record(self.now, event);
+        }
+    }
+
+    /// Traces the engine timers that are about to fire.
+    fn trace_due_timers(&mut self) {
+        let mut due = Vec::new();
+        self.engine.due_timers(self.now, &mut due);
+        for key in due {
+            self.trace(&crate::trace::Event::Timer {
+                timer: key.name(),
+                conn: key.conn(),
+                listener: None,
+                bridge: None,
+            });
         }
     }
 

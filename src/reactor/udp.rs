@@ -6,6 +6,7 @@
 //! dropped, as UDP may drop it anyway, and the gateway's retransmissions recover what
 //! needed an acknowledgement.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -46,6 +47,9 @@ pub(super) struct SnListener {
     local: SocketAddr,
     mount_point: Option<String>,
 }
+
+/// MQTT-SN peers a trace numbers; later ones are traced as peer 0, like the multicast group.
+pub(super) const TRACE_PEERS_MAX: usize = 65_536;
 
 /// Tokens per MQTT-SN listener: its socket and its group socket.
 pub(super) const TOKENS_PER_SN_LISTENER: usize = 2;
@@ -241,20 +245,36 @@ impl Reactor {
                 id
             };
             let from = SocketAddr::new(from.ip().to_canonical(), from.port());
+            let id = listener.gateway.listener().0;
+            let mut trace = |bytes: &[u8]| {
+                if let Some(t) = self.trace.as_mut() {
+                    let peer = trace_peer(&mut self.trace_peers, Some(from));
+                    let event = crate::trace::Event::DatagramIn {
+                        listener: id,
+                        peer,
+                        bytes,
+                    };
+                    t.record(self.now, &event);
+                }
+            };
             match (&mut listener.dtls, group) {
                 // Discovery on the group stays in the clear: clients search before any
                 // handshake.
                 (Some(dtls), false) => {
                     for payload in dtls.receive(self.now, from, &buf[..n]) {
+                        trace(&payload);
                         listener
                             .gateway
                             .datagram(self.now, from, &payload, &mut ids);
                     }
                     self.dtls_outputs(index);
                 }
-                _ => listener
-                    .gateway
-                    .datagram(self.now, from, &buf[..n], &mut ids),
+                _ => {
+                    trace(&buf[..n]);
+                    listener
+                        .gateway
+                        .datagram(self.now, from, &buf[..n], &mut ids)
+                }
             }
             self.pump_gateways();
         }
@@ -289,6 +309,9 @@ impl Reactor {
             for index in 0..self.sn.len() {
                 while let Some(out) = self.sn.get_mut(index).and_then(|l| l.gateway.poll()) {
                     progressed = true;
+                    if self.trace.is_some() {
+                        self.trace_output(index, &out);
+                    }
                     match out {
                         Output::Engine(input) => self.feed(input),
                         Output::Datagram { to, bytes } => self.send_datagram(index, to, bytes),
@@ -304,6 +327,28 @@ impl Reactor {
             if !progressed {
                 return;
             }
+        }
+    }
+
+    /// Traces a datagram a gateway sends (before DTLS, if any).
+    fn trace_output(&mut self, index: usize, out: &Output) {
+        let (to, bytes) = match out {
+            Output::Engine(_) => return,
+            Output::Datagram { to, bytes } | Output::Discovery { to, bytes } => (Some(*to), bytes),
+            Output::Multicast { bytes } => (None, bytes),
+        };
+        let Some(listener) = self.sn.get(index) else {
+            return;
+        };
+        let id = listener.gateway.listener().0;
+        let peer = trace_peer(&mut self.trace_peers, to);
+        if let Some(t) = self.trace.as_mut() {
+            let event = crate::trace::Event::DatagramOut {
+                listener: id,
+                peer,
+                bytes,
+            };
+            t.record(self.now, &event);
         }
     }
 
@@ -411,6 +456,15 @@ impl Reactor {
                 continue;
             };
             if listener.gateway.next_deadline().is_some_and(|d| d <= now) {
+                if let Some(t) = self.trace.as_mut() {
+                    let event = crate::trace::Event::Timer {
+                        timer: "gateway",
+                        conn: None,
+                        listener: Some(listener.gateway.listener().0),
+                        bridge: None,
+                    };
+                    t.record(now, &event);
+                }
                 listener.gateway.tick(now);
             }
             if let Some(dtls) = listener.dtls.as_mut() {
@@ -431,4 +485,21 @@ impl Reactor {
             .filter_map(|l| l.dtls.as_ref().and_then(DtlsServer::next_deadline));
         gateways.chain(dtls).min()
     }
+}
+
+/// The number a trace gives the peer at `addr`: its rank among the peers heard from, from 1;
+/// 0 for the multicast group (`None`) and for peers past [`TRACE_PEERS_MAX`].
+fn trace_peer(peers: &mut BTreeMap<SocketAddr, u64>, addr: Option<SocketAddr>) -> u64 {
+    let Some(addr) = addr else {
+        return 0;
+    };
+    if let Some(n) = peers.get(&addr) {
+        return *n;
+    }
+    if peers.len() >= TRACE_PEERS_MAX {
+        return 0;
+    }
+    let n = peers.len() as u64 + 1;
+    peers.insert(addr, n);
+    n
 }

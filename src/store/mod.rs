@@ -142,6 +142,8 @@ pub struct Store {
     buf: Vec<u8>,
     changes: Vec<Change>,
     loads: Vec<QueueLoad>,
+    /// Changes written since `take_written`, and whether the last write was flushed.
+    written: Option<(usize, bool)>,
 }
 
 impl Store {
@@ -199,6 +201,7 @@ impl Store {
             buf: Vec::new(),
             changes: Vec::new(),
             loads: Vec::new(),
+            written: None,
         };
         Ok((store, snapshot))
     }
@@ -239,7 +242,11 @@ impl Store {
             };
         let result = if durable || !loads.is_empty() || self.pending.len() >= BATCH_MAX {
             let mut pending = std::mem::take(&mut self.pending);
+            let count = pending.len();
             let r = self.write(&mut pending, &mut loads, turn, durable);
+            if r.is_ok() {
+                self.note_written(count, durable);
+            }
             pending.clear();
             self.pending = pending;
             if r.is_ok() {
@@ -269,15 +276,28 @@ impl Store {
             return Ok(());
         }
         let mut pending = std::mem::take(&mut self.pending);
+        let count = pending.len();
         self.write(&mut pending, &mut Vec::new(), &mut NoTurn, true)
             .map_err(|problem| StoreError {
                 path: self.path.clone(),
                 problem,
             })?;
+        self.note_written(count, true);
         pending.clear();
         self.pending = pending;
         self.oldest_unflushed = None;
         Ok(())
+    }
+
+    /// The transactions written since the last call: the changes they held and whether
+    /// the last was flushed to disk (for traces).
+    pub fn take_written(&mut self) -> Option<(usize, bool)> {
+        self.written.take()
+    }
+
+    fn note_written(&mut self, changes: usize, synced: bool) {
+        let before = self.written.map_or(0, |(n, _)| n);
+        self.written = Some((before + changes, synced));
     }
 
     /// True when every change taken has reached the disk.

@@ -1,6 +1,7 @@
 //! Traces: one JSON line per event of a run (connections opened and closed, MQTT packets in
-//! and out with their decoded fields and their bytes, the virtual clock's steps), for a test
-//! to compare two runs or to read what happened.
+//! and out and MQTT-SN messages to and from UDP peers with their decoded fields and their
+//! bytes, timers falling due, store transactions, the virtual clock's steps), for a test to
+//! compare two runs, to replay a run against a broker, or to read what happened.
 //!
 //! This module formats events and is pure; `writer` puts the lines in the trace file. A line
 //! names connections by their stable number (never an OS port) and packets, not reads, so
@@ -15,6 +16,7 @@ use serde::Serialize;
 
 use crate::clock::Millis;
 use crate::codec::mqtt::Packet;
+use crate::codec::mqttsn::{self, Frame};
 use crate::engine::event::ConnId;
 
 /// The format version, the first line of every trace.
@@ -52,6 +54,31 @@ pub enum Event<'a> {
     ClockAdvanced {
         by_ms: u64,
     },
+    /// A timer fell due: `timer` names it; `conn`, `listener` or `bridge` what it is for.
+    Timer {
+        timer: &'static str,
+        conn: Option<ConnId>,
+        listener: Option<u32>,
+        bridge: Option<&'a str>,
+    },
+    /// The store wrote `changes` changes in one transaction, flushed to disk or not.
+    Commit {
+        changes: usize,
+        synced: bool,
+    },
+    /// A datagram from an MQTT-SN peer (after DTLS, if any): `peer` numbers peers in the
+    /// order they were first heard from, never by address.
+    DatagramIn {
+        listener: u32,
+        peer: u64,
+        bytes: &'a [u8],
+    },
+    /// A datagram to an MQTT-SN peer (before DTLS, if any).
+    DatagramOut {
+        listener: u32,
+        peer: u64,
+        bytes: &'a [u8],
+    },
 }
 
 #[derive(Serialize)]
@@ -67,6 +94,8 @@ struct Line<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     listener: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    peer: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     packet: Option<&'static str>,
@@ -76,6 +105,14 @@ struct Line<'a> {
     hex: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     by_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timer: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bridge: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changes: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    synced: Option<bool>,
 }
 
 impl Event<'_> {
@@ -93,6 +130,11 @@ impl Event<'_> {
             fields: None,
             hex: None,
             by_ms: None,
+            timer: None,
+            bridge: None,
+            peer: None,
+            changes: None,
+            synced: None,
         };
         match self {
             Self::Start { seed } => {
@@ -133,6 +175,53 @@ impl Event<'_> {
             Self::ClockAdvanced { by_ms } => {
                 line.event = "clock";
                 line.by_ms = Some(*by_ms);
+            }
+            Self::Timer {
+                timer,
+                conn,
+                listener,
+                bridge,
+            } => {
+                line.event = "timer";
+                line.timer = Some(timer);
+                line.conn = conn.map(|c| c.0);
+                line.listener = *listener;
+                line.bridge = *bridge;
+            }
+            Self::Commit { changes, synced } => {
+                line.event = "commit";
+                line.changes = Some(*changes);
+                line.synced = Some(*synced);
+            }
+            Self::DatagramIn {
+                listener,
+                peer,
+                bytes,
+            }
+            | Self::DatagramOut {
+                listener,
+                peer,
+                bytes,
+            } => {
+                line.event = if matches!(self, Self::DatagramIn { .. }) {
+                    "datagram_in"
+                } else {
+                    "datagram_out"
+                };
+                line.listener = Some(*listener);
+                line.peer = Some(*peer);
+                // What does not decode (a datagram the gateway drops) keeps its bytes.
+                match mqttsn::decode(bytes) {
+                    Ok(frame) => {
+                        line.packet = Some(match &frame {
+                            Frame::Message(m) => m.name(),
+                            Frame::Encapsulated(_) => "ENCAPSULATED",
+                        });
+                        line.fields = Some(format!("{frame:?}"));
+                    }
+                    Err(e) => line.fields = Some(format!("undecodable: {e:?}")),
+                }
+                line.hex = Some(hex(bytes));
             }
         }
         let mut text = serde_json::to_string(&line).unwrap_or_default();
@@ -181,5 +270,48 @@ mod tests {
             closed,
             "{\"t\":2,\"event\":\"closed\",\"conn\":3,\"reason\":\"bye\"}\n"
         );
+    }
+
+    #[test]
+    fn timers_commits_and_datagrams_have_lines_of_their_own() {
+        let timer = Event::Timer {
+            timer: "keep_alive",
+            conn: Some(ConnId(4)),
+            listener: None,
+            bridge: None,
+        };
+        assert_eq!(
+            timer.to_line(Millis(9)),
+            "{\"t\":9,\"event\":\"timer\",\"conn\":4,\"timer\":\"keep_alive\"}\n"
+        );
+        let commit = Event::Commit {
+            changes: 3,
+            synced: true,
+        };
+        assert_eq!(
+            commit.to_line(Millis(9)),
+            "{\"t\":9,\"event\":\"commit\",\"changes\":3,\"synced\":true}\n"
+        );
+        let pingreq = Event::DatagramIn {
+            listener: 2,
+            peer: 1,
+            bytes: &[0x02, 0x16],
+        };
+        assert_eq!(
+            pingreq.to_line(Millis(0)),
+            "{\"t\":0,\"event\":\"datagram_in\",\"listener\":2,\"peer\":1,\
+             \"packet\":\"PINGREQ\",\"fields\":\"Message(PingReq { client_id: None })\",\
+             \"hex\":\"0216\"}\n"
+        );
+        // A datagram that does not decode keeps its bytes and says why.
+        let garbage = Event::DatagramOut {
+            listener: 2,
+            peer: 0,
+            bytes: &[0x05],
+        }
+        .to_line(Millis(0));
+        assert!(garbage.contains("\"event\":\"datagram_out\",\"listener\":2,\"peer\":0"));
+        assert!(garbage.contains("\"fields\":\"undecodable: "), "{garbage}");
+        assert!(garbage.contains("\"hex\":\"05\""), "{garbage}");
     }
 }

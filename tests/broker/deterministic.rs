@@ -521,19 +521,29 @@ fn deterministic_config_line_is_the_same_as_the_flag() {
     );
 }
 
-/// One scripted run in deterministic mode with `seed`, traced; returns the trace. Every
-/// step waits for its answer, so the order of events is the scenario's alone.
+/// One scripted run in deterministic mode with `seed`, traced, with MQTT 3.1.1 and 5.0
+/// clients over TCP, a WebSocket client, an MQTT-SN client and a persistent store; returns
+/// the trace. Every step waits for its answer, so the order of events is the scenario's
+/// alone.
 fn traced_run(seed: u64, dir: &std::path::Path) -> String {
-    let path = dir.join(format!("trace-{seed}-{}.jsonl", uniq("run")));
+    let run = uniq("run");
+    let path = dir.join(format!("trace-{seed}-{run}.jsonl"));
+    let store = dir.join(format!("trace-{seed}-{run}"));
     let path_text = path.display().to_string();
     let seed_text = seed.to_string();
-    let Some(mut broker) =
-        Broker::start_with_args("", &["--deterministic", &seed_text, "--trace", &path_text])
-    else {
+    let config = format!(
+        "listener 0 127.0.0.1\nprotocol websockets\nlistener 0 127.0.0.1\nprotocol mqttsn\n\
+         persistence true\npersistence_location {}\n",
+        store.display()
+    );
+    let args = ["--deterministic", &seed_text, "--trace", &path_text];
+    let Some(mut broker) = Broker::start_with_args(&config, &args) else {
         return String::new();
     };
+    let ws_port = broker.ports(2)[1];
+    let gw = crate::mqttsn::gateway_addr(&broker);
     let mut sub = broker.client();
-    sub.send(&connect_v5("trace-sub", true, 30, &[]));
+    sub.send(&connect_v5("trace-sub", true, 30, &session_expiry(60)));
     sub.recv_packet();
     sub.send(&subscribe(1, "trace/#", 1, true));
     sub.recv_packet();
@@ -543,6 +553,25 @@ fn traced_run(seed: u64, dir: &std::path::Path) -> String {
     publisher.send(&publish("trace/a", b"one", 1, 1, false, None));
     publisher.recv_packet();
     sub.recv_packet();
+    // Over WebSockets: subscribe, then publish QoS 1 to the others.
+    let mut ws = crate::transport::ws_plain(ws_port);
+    ws.send(&connect_v311("trace-ws", true, 0));
+    ws.recv();
+    ws.send(&subscribe(1, "trace/#", 0, false));
+    ws.recv();
+    ws.send(&publish("trace/ws", b"two", 1, 2, false, None));
+    // Its PUBACK and its own message, in the broker's one order.
+    ws.recv();
+    ws.recv();
+    sub.recv_packet();
+    // An MQTT-SN client: CONNECT, REGISTER, PUBLISH QoS 1 to everyone, DISCONNECT.
+    let sn = crate::mqttsn::SnClient::connected(gw, "trace-sn", 0);
+    let topic = sn.register(1, "trace/sn");
+    sn.send(&crate::mqttsn::publish_msg(0x20, topic, 2, b"three"));
+    sn.recv();
+    sub.recv_packet();
+    ws.recv();
+    sn.disconnect();
     // An identifier the broker assigns comes from the seed.
     let mut anonymous = broker.client();
     anonymous.send(&connect_v5("", true, 0, &[]));
@@ -563,6 +592,7 @@ fn traced_run(seed: u64, dir: &std::path::Path) -> String {
     let trace =
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_dir_all(&store);
     trace
 }
 
@@ -580,6 +610,11 @@ fn deterministic_runs_of_one_scenario_give_the_same_trace() {
         "\"event\":\"opened\"",
         "\"packet\":\"SUBACK\"",
         "\"event\":\"clock\"",
+        "\"event\":\"timer\",\"conn\":1,\"timer\":\"keep_alive\"",
+        "\"event\":\"commit\"",
+        "\"event\":\"datagram_in\",\"listener\":2,\"peer\":1,\"packet\":\"REGISTER\"",
+        "\"event\":\"datagram_out\",\"listener\":2,\"peer\":1,\"packet\":\"PUBACK\"",
+        "\"hex\":\"320f000874726163652f7773000274776f\"",
     ] {
         assert!(first.contains(needle), "{needle} missing:\n{first}");
     }

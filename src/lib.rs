@@ -6,6 +6,7 @@ pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod engine;
+pub mod fault;
 pub mod gateway;
 pub mod reactor;
 pub mod rng;

@@ -11,6 +11,7 @@
 //! write on a listener without a token, 403; then the endpoint's own checks (400, 409, 415).
 
 mod bridges;
+mod faults;
 mod read;
 mod view;
 mod write;
@@ -137,6 +138,10 @@ pub trait Host {
     /// Stops and removes a bridge; its queue of outgoing messages is dropped unless
     /// `keep_queue`.
     fn remove_bridge(&mut self, name: &str, keep_queue: bool) -> Result<(), HostError>;
+    /// Adds a fault rule (see [`crate::fault`]); a conflict when the table is full.
+    fn add_fault(&mut self, spec: crate::fault::Spec) -> Result<crate::fault::Rule, HostError>;
+    /// Removes a fault rule; false when there is none with this id.
+    fn remove_fault(&mut self, id: crate::fault::FaultId) -> bool;
 }
 
 /// What the API knows of the listener a request came in on.
@@ -258,7 +263,7 @@ fn allowed(path: &str) -> Option<&'static [&'static str]> {
             READ
         }
         "/retained" => READ_DELETE,
-        "/listeners" | "/bridges" | "/clock" => &["GET", "HEAD", "POST"],
+        "/listeners" | "/bridges" | "/clock" | "/faults" => &["GET", "HEAD", "POST"],
         "/config" => &["GET", "HEAD", "PUT"],
         "/publish" => &["POST"],
         _ => {
@@ -268,8 +273,11 @@ fn allowed(path: &str) -> Option<&'static [&'static str]> {
                 .or_else(|| rest.strip_prefix("/bridges/"));
             match id {
                 Some(id) if !id.is_empty() => READ_DELETE,
-                _ => match rest.strip_prefix("/listeners/") {
-                    Some(port) if !port.is_empty() => &["DELETE"],
+                _ => match rest
+                    .strip_prefix("/listeners/")
+                    .or_else(|| rest.strip_prefix("/faults/"))
+                {
+                    Some(key) if !key.is_empty() => &["DELETE"],
                     _ => return None,
                 },
             }

@@ -69,6 +69,7 @@ pub(super) fn get(host: &mut dyn Host, req: &Request, rest: &str) -> Result<Resp
             ok_json(200, &config_view(host))
         }
         "/bridges" => super::bridges::get(host, req, None),
+        "/faults" => super::faults::get(host, req),
         "/clock" => {
             no_query(req)?;
             ok_json(200, &host.clock())

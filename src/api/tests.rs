@@ -96,6 +96,14 @@ impl Host for FakeHost {
     fn remove_bridge(&mut self, name: &str, _keep_queue: bool) -> Result<(), HostError> {
         Err(HostError::NotFound(format!("no bridge {name}")))
     }
+    fn add_fault(&mut self, spec: crate::fault::Spec) -> Result<crate::fault::Rule, HostError> {
+        self.engine
+            .add_fault(spec)
+            .map_err(|full| HostError::Conflict(full.to_string()))
+    }
+    fn remove_fault(&mut self, id: crate::fault::FaultId) -> bool {
+        self.engine.remove_fault(id).is_some()
+    }
     fn command(&mut self, command: Command) -> bool {
         self.commands.push(format!("{command:?}"));
         match command {
@@ -169,6 +177,8 @@ fn openapi_is_valid_json_and_names_every_route() {
         "/api/v1/config",
         "/api/v1/metrics",
         "/api/v1/publish",
+        "/api/v1/faults",
+        "/api/v1/faults/{id}",
     ] {
         assert!(paths.contains_key(route), "{route} is not documented");
     }
@@ -410,4 +420,188 @@ fn metrics_are_prometheus_text() {
     assert!(text.contains(
         "culex_listener_connections{address=\"127.0.0.1\",port=\"1883\",protocol=\"mqtt\"} 0\n"
     ));
+}
+
+#[test]
+fn faults_are_added_listed_and_removed() {
+    let mut h = FakeHost::new();
+    let (status, empty) = get(&mut h, "/api/v1/faults");
+    assert_eq!((status, &empty["total"]), (200, &serde_json::json!(0)));
+    let (status, rule) = post(
+        &mut h,
+        "POST",
+        "/api/v1/faults",
+        r#"{"kind":"drop","client_id":"c1","count":2}"#,
+    );
+    assert_eq!(status, 201, "{rule}");
+    assert_eq!(
+        rule,
+        serde_json::json!({"id": 1, "kind": "drop", "client_id": "c1", "listener": null,
+            "count": 2, "remaining": 2, "delay_ms": null, "reason_code": null})
+    );
+    let (status, rule) = post(
+        &mut h,
+        "POST",
+        "/api/v1/faults",
+        r#"{"kind":"refuse","listener":1883}"#,
+    );
+    assert_eq!(status, 201, "{rule}");
+    assert_eq!(
+        (&rule["listener"], &rule["count"], &rule["remaining"]),
+        (
+            &serde_json::json!(1883),
+            &serde_json::Value::Null,
+            &serde_json::Value::Null
+        )
+    );
+    let body = r#"{"kind":"reason","client_id":"c1","reason_code":151}"#;
+    assert_eq!(
+        post(&mut h, "POST", "/api/v1/faults", body).1["reason_code"],
+        151
+    );
+    let body = r#"{"kind":"delay","client_id":"c1","delay_ms":250,"count":3}"#;
+    assert_eq!(
+        post(&mut h, "POST", "/api/v1/faults", body).1["delay_ms"],
+        250
+    );
+    let (_, page) = get(&mut h, "/api/v1/faults?limit=2&offset=1");
+    assert_eq!(
+        (&page["total"], &page["items"][0]["id"]),
+        (&4.into(), &2.into())
+    );
+    assert_eq!(page["items"][1]["kind"], "reason");
+    assert_eq!(post(&mut h, "DELETE", "/api/v1/faults/2", "").0, 204);
+    assert_eq!(post(&mut h, "DELETE", "/api/v1/faults/2", "").0, 404);
+    assert_eq!(post(&mut h, "DELETE", "/api/v1/faults/x", "").0, 400);
+    assert_eq!(post(&mut h, "DELETE", "/api/v1/faults/1?a=b", "").0, 400);
+    assert_eq!(get(&mut h, "/api/v1/faults").1["total"], 3);
+    assert_eq!(get(&mut h, "/api/v1/faults/1").0, 405);
+    assert_eq!(h.engine.faults().rules().len(), 3);
+}
+
+#[test]
+fn fault_requests_name_the_field_at_fault() {
+    let mut h = FakeHost::new();
+    let cases = [
+        (
+            r#"{"kind":"foo","client_id":"c1"}"#,
+            "kind: unknown fault kind \"foo\"; known: drop, delay, duplicate, close_after, \
+             refuse, reason, takeover",
+        ),
+        (r#"{"client_id":"c1"}"#, "kind: missing"),
+        (r#"{"kind":1,"client_id":"c1"}"#, "kind: expected a string"),
+        (
+            r#"{"kind":"drop"}"#,
+            "client_id or listener: one of them is required",
+        ),
+        (
+            r#"{"kind":"drop","client_id":"c1","listener":1883}"#,
+            "client_id and listener: give one of them, not both",
+        ),
+        (
+            r#"{"kind":"drop","client_id":""}"#,
+            "client_id: must not be empty",
+        ),
+        (
+            r#"{"kind":"drop","client_id":"c1","count":0}"#,
+            "count: expected a number from 1 to 1000000, got 0",
+        ),
+        (
+            r#"{"kind":"drop","client_id":"c1","count":-1}"#,
+            "count: expected a whole number, got -1",
+        ),
+        (
+            r#"{"kind":"delay","client_id":"c1","delay_ms":600001}"#,
+            "delay_ms: expected a number from 1 to 600000, got 600001",
+        ),
+        (
+            r#"{"kind":"reason","client_id":"c1","reason_code":2}"#,
+            "reason_code: 2 is not a PUBACK reason code; valid: 0, 16, 128, 131, 135, 144, \
+             145, 151, 153",
+        ),
+        (
+            r#"{"kind":"drop","listener":1884}"#,
+            "listener: no listener on port 1884",
+        ),
+        (
+            r#"{"kind":"drop","listener":70000}"#,
+            "listener: expected a port number from 1 to 65535, got 70000",
+        ),
+        (
+            r#"{"kind":"drop","client_id":"c1","x":1}"#,
+            "unknown field \"x\"; known: kind, client_id, listener, count, delay_ms, \
+             reason_code",
+        ),
+    ];
+    for (body, detail) in cases {
+        let (status, error) = post(&mut h, "POST", "/api/v1/faults", body);
+        assert_eq!(status, 400, "{body}: {error}");
+        assert_eq!(error["error"], "bad_request");
+        assert_eq!(error["detail"], detail, "{body}");
+    }
+    assert_eq!(post(&mut h, "POST", "/api/v1/faults", "[1]").0, 400);
+    assert!(h.engine.faults().is_empty());
+    for _ in 0..crate::fault::RULES_MAX {
+        let body = r#"{"kind":"refuse","client_id":"c1"}"#;
+        assert_eq!(post(&mut h, "POST", "/api/v1/faults", body).0, 201);
+    }
+    let (status, error) = post(
+        &mut h,
+        "POST",
+        "/api/v1/faults",
+        r#"{"kind":"drop","client_id":"c2"}"#,
+    );
+    assert_eq!(status, 409, "{error}");
+    assert_eq!(
+        error["detail"],
+        "1024 fault rules exist already: remove one first"
+    );
+}
+
+#[test]
+fn takeover_disconnects_a_connected_client_at_once() {
+    use crate::codec::mqtt::{Connect, Packet, ProtocolVersion};
+    use crate::engine::event::{ConnId, Input};
+    let mut h = FakeHost::new();
+    let body = r#"{"kind":"takeover","client_id":"c1"}"#;
+    let (status, error) = post(&mut h, "POST", "/api/v1/faults", body);
+    assert_eq!(
+        (status, error["detail"].as_str()),
+        (404, Some("no connected client \"c1\""))
+    );
+    let conn = ConnId(1);
+    h.engine.handle(
+        Millis(5_000),
+        Input::Opened {
+            conn,
+            listener: ListenerId(0),
+            peer: "127.0.0.1:5".into(),
+        },
+    );
+    let connect = Connect {
+        protocol: ProtocolVersion::V5,
+        clean_start: true,
+        keep_alive: 0,
+        properties: crate::codec::mqtt::Properties::default(),
+        client_id: "c1".to_owned(),
+        will: None,
+        username: None,
+        password: None,
+        bridge: false,
+    };
+    let packet = Packet::Connect(Box::new(connect));
+    h.engine
+        .handle(Millis(5_000), Input::Packet { conn, packet });
+    while h.engine.poll_action().is_some() {}
+    let (status, _) = post(&mut h, "POST", "/api/v1/faults", body);
+    assert_eq!(status, 204);
+    assert!(
+        h.commands.iter().any(|c| c.contains("SessionTakenOver")),
+        "{:?}",
+        h.commands
+    );
+    assert!(h.engine.client("c1").is_none());
+    assert!(h.engine.faults().is_empty(), "a takeover is no rule");
+    let bad = r#"{"kind":"takeover","listener":1883}"#;
+    assert_eq!(post(&mut h, "POST", "/api/v1/faults", bad).0, 400);
 }

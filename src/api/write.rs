@@ -1,6 +1,7 @@
 //! The endpoints that change the broker: publish, disconnect a client, end a session, clear
-//! a retained message, open and close listeners, change the run-time limits. Bodies are JSON
-//! (`Content-Type: application/json`); unknown fields are refused.
+//! a retained message, open and close listeners, change the run-time limits (fault rules are
+//! in `faults`). Bodies are JSON (`Content-Type: application/json`); unknown fields are
+//! refused.
 
 use std::path::PathBuf;
 
@@ -53,6 +54,10 @@ pub(super) fn write(
             }
             ok_json(200, &host.advance_clock(step.advance_ms)?)
         }
+        ("POST", "/faults") => {
+            no_query(req)?;
+            super::faults::add(host, body(req)?)
+        }
         ("POST", "/bridges") => {
             no_query(req)?;
             super::bridges::add(host, body(req)?)
@@ -79,6 +84,10 @@ pub(super) fn write(
         ("DELETE", _) => {
             if let Some(name) = rest.strip_prefix("/bridges/") {
                 return super::bridges::delete(host, req, name);
+            }
+            if let Some(id) = rest.strip_prefix("/faults/") {
+                no_query(req)?;
+                return super::faults::delete(host, id);
             }
             if let Some(id) = rest.strip_prefix("/clients/") {
                 check_query(req, &["reason_code"])?;

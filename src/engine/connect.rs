@@ -55,6 +55,9 @@ impl Engine {
         } else {
             c.client_id.as_str().into()
         };
+        if !self.faults.is_empty() && self.fault_refuses_connect(conn, &client_id) {
+            return self.close(conn, "CONNECT refused by a fault rule", None);
+        }
 
         let mut keep_alive = c.keep_alive;
         let mut server_keep_alive = None;

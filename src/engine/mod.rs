@@ -32,6 +32,7 @@ pub mod topic_tree;
 mod admin;
 mod connect;
 mod deliver;
+mod fault;
 pub mod inspect;
 mod persist;
 mod publish;
@@ -146,6 +147,8 @@ pub struct Engine {
     /// Each listener's `mount_point`, and whether its clients' liveness is watched by a
     /// gateway in front of the engine (MQTT-SN: the engine imposes no keep alive of its own).
     listeners: BTreeMap<ListenerId, ListenerRole>,
+    /// Fault injection rules asked for over the API (see [`crate::fault`]).
+    faults: crate::fault::FaultTable,
 }
 
 impl Engine {
@@ -173,6 +176,7 @@ impl Engine {
             controls_enabled: false,
             controls: Vec::new(),
             queue_limits: BTreeMap::new(),
+            faults: crate::fault::FaultTable::default(),
         };
         engine.sys_start();
         engine

@@ -66,6 +66,20 @@ impl Engine {
             let r = ReasonCode::ReceiveMaximumExceeded;
             return self.violation(conn, r, "PUBLISH", "MQTT-3.3.4-9");
         }
+        // A fault rule may choose the answer (see `fault`); an error refuses the message.
+        let forced = if self.faults.is_empty() || p.qos == QoS::AtMostOnce {
+            None
+        } else {
+            self.fault_reason(conn, key)
+        };
+        if let Some(reason) = forced.filter(|r| r.is_error()) {
+            self.stats.publish_dropped += 1;
+            if v5 {
+                return self.ack_publish(conn, key, p.qos, id, reason);
+            }
+            log::info!("{conn}: 3.1.1 has no reason codes: closing instead");
+            return self.close(conn, "PUBLISH refused by a fault rule", None);
+        }
         let mut refusal = None;
         if v5
             && p.properties.payload_format_indicator == Some(1)
@@ -112,7 +126,8 @@ impl Engine {
             let msg = Rc::new(Message::from_publish(p, topic, self.now, origin));
             self.accept_message(msg);
         }
-        self.ack_publish(conn, key, qos, id, ReasonCode::Success);
+        let reason = forced.filter(|_| v5).unwrap_or(ReasonCode::Success);
+        self.ack_publish(conn, key, qos, id, reason);
     }
 
     /// A message to the broker's control topics (`$CONTROL/clock/advance` in deterministic

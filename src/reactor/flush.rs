@@ -19,8 +19,17 @@ use crate::engine::event::{ConnId, Input};
 const CLOSE_LINGER_MS: u64 = 5_000;
 
 impl Reactor {
-    /// Encodes `packet` into the connection's outbound buffer.
+    /// Encodes `packet` into the connection's outbound buffer; while fault rules or their
+    /// state exist, they have their say first (see `fault`).
     pub(super) fn queue_packet(&mut self, id: ConnId, packet: &Packet) {
+        if self.faults_active() {
+            return self.queue_with_faults(id, packet);
+        }
+        self.encode_packet(id, packet);
+    }
+
+    /// Encodes `packet` into the connection's outbound buffer.
+    pub(super) fn encode_packet(&mut self, id: ConnId, packet: &Packet) {
         let Some(&key) = self.by_id.get(&id) else {
             log::debug!("{id}: packet for a connection that is gone");
             return;
@@ -182,7 +191,9 @@ impl Reactor {
             ConnState::Open => false,
             ConnState::Broken { .. } => true,
             ConnState::Closing { since, .. } => {
-                (conn.outbound.is_empty() && !conn.transport.wants_write())
+                (conn.outbound.is_empty()
+                    && !conn.transport.wants_write()
+                    && !self.faults.holds(conn.id))
                     || self.now.since(since) >= CLOSE_LINGER_MS
                     || self.grace_over()
             }

@@ -458,4 +458,14 @@ impl Host for Reactor {
         Self::advance_clock(self, ms);
         Ok(Host::clock(self))
     }
+
+    fn add_fault(&mut self, spec: crate::fault::Spec) -> Result<crate::fault::Rule, HostError> {
+        self.engine
+            .add_fault(spec)
+            .map_err(|full| HostError::Conflict(full.to_string()))
+    }
+
+    fn remove_fault(&mut self, id: crate::fault::FaultId) -> bool {
+        self.engine.remove_fault(id).is_some()
+    }
 }

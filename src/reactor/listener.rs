@@ -345,6 +345,9 @@ impl Reactor {
                     continue;
                 }
             };
+            if self.refused_by_fault(listener_id, port, peer) {
+                continue;
+            }
             let http = http.map(|h| Box::new(HttpConn::new(h, port, self.now)));
             self.open_conn(index, listener_id, transport, identity, peer, http);
         }

@@ -14,7 +14,8 @@
 //!    connections (read until `WouldBlock` or the budget, feed each whole packet). Input
 //!    left unread by an earlier turn (budget used, backpressure released) joins the set.
 //!    Every input to the engine is followed by applying all of its actions.
-//! 4. If the engine's deadline has passed, feed `Tick`.
+//! 4. If the engine's deadline has passed, feed `Tick`. Queue the packets a fault rule
+//!    delayed whose time has come.
 //! 5. Feed the byte counts as `Traffic` (bytes written in step 6 count in the next turn).
 //! 6. Commit the turn's durable changes to the store in one transaction. Nothing has been
 //!    written to any socket since the previous commit: every packet and datagram of the
@@ -38,6 +39,7 @@
 mod bridge;
 mod bridge_udp;
 mod conn;
+mod fault;
 mod flush;
 mod http;
 mod listener;
@@ -165,6 +167,8 @@ pub struct Reactor {
     /// The slab keys of API connections, and when their deadlines are next checked.
     http_keys: BTreeSet<usize>,
     next_http_sweep: Millis,
+    /// Delayed packets and cut connections of the fault rules.
+    faults: fault::FaultState,
 }
 
 /// Readiness gathered for one token in a turn.
@@ -263,6 +267,7 @@ impl Reactor {
             bridge_udp_again: Vec::new(),
             bridge_datagrams: Vec::new(),
             next_http_sweep: now,
+            faults: fault::FaultState::default(),
         };
         reactor
             .engine
@@ -303,6 +308,7 @@ impl Reactor {
             self.gateway_timers();
             self.bridge_timers();
             self.sweep_http();
+            self.release_delayed();
             // 5. Traffic.
             let traffic = std::mem::take(&mut self.traffic);
             if traffic != Traffic::default() {
@@ -357,6 +363,7 @@ impl Reactor {
             self.store.as_ref().and_then(Store::next_deadline),
             self.http_deadline(),
             self.bridge_deadline(),
+            self.fault_deadline(),
         ];
         for deadline in deadlines.into_iter().flatten() {
             ms = ms.min(deadline.since(self.now));

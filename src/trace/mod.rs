@@ -61,6 +61,13 @@ pub enum Event<'a> {
         listener: Option<u32>,
         bridge: Option<&'a str>,
     },
+    /// A fault rule acted on an outgoing `packet` of `conn`: `fault` is its kind (`drop`:
+    /// not sent; `close_after`: the connection is cut after it).
+    Fault {
+        conn: ConnId,
+        fault: &'static str,
+        packet: &'static str,
+    },
     /// The store wrote `changes` changes in one transaction, flushed to disk or not.
     Commit {
         changes: usize,
@@ -110,6 +117,8 @@ struct Line<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     bridge: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    fault: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     changes: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     synced: Option<bool>,
@@ -132,6 +141,7 @@ impl Event<'_> {
             by_ms: None,
             timer: None,
             bridge: None,
+            fault: None,
             peer: None,
             changes: None,
             synced: None,
@@ -187,6 +197,16 @@ impl Event<'_> {
                 line.conn = conn.map(|c| c.0);
                 line.listener = *listener;
                 line.bridge = *bridge;
+            }
+            Self::Fault {
+                conn,
+                fault,
+                packet,
+            } => {
+                line.event = "fault";
+                line.conn = Some(conn.0);
+                line.packet = Some(packet);
+                line.fault = Some(fault);
             }
             Self::Commit { changes, synced } => {
                 line.event = "commit";
@@ -291,6 +311,16 @@ mod tests {
         assert_eq!(
             commit.to_line(Millis(9)),
             "{\"t\":9,\"event\":\"commit\",\"changes\":3,\"synced\":true}\n"
+        );
+        let fault = Event::Fault {
+            conn: ConnId(2),
+            fault: "drop",
+            packet: "PUBLISH",
+        };
+        assert_eq!(
+            fault.to_line(Millis(1)),
+            "{\"t\":1,\"event\":\"fault\",\"conn\":2,\"packet\":\"PUBLISH\",\
+             \"fault\":\"drop\"}\n"
         );
         let pingreq = Event::DatagramIn {
             listener: 2,

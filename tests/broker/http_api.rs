@@ -16,15 +16,15 @@ const TOKEN: &str = "raw-test-token";
 const CONNECTIONS: usize = 1000;
 
 /// A broker with an MQTT listener and an HTTP API listener with a token file.
-struct ApiBroker {
-    broker: Broker,
+pub(crate) struct ApiBroker {
+    pub(crate) broker: Broker,
     http: SocketAddr,
     token_file: PathBuf,
 }
 
 impl ApiBroker {
     /// `None` in validation mode (an external broker has no API of ours).
-    fn start(http_options: &str) -> Option<Self> {
+    pub(crate) fn start(http_options: &str) -> Option<Self> {
         let token_file = std::env::temp_dir().join(format!(
             "culex-http-token-{}-{}",
             std::process::id(),
@@ -52,7 +52,7 @@ impl ApiBroker {
     }
 
     /// One request on a fresh connection; returns the response.
-    fn exchange(&self, request: &[u8]) -> Response {
+    pub(crate) fn exchange(&self, request: &[u8]) -> Response {
         let mut c = self.connect();
         c.send(request);
         c.response()
@@ -82,7 +82,7 @@ impl Drop for ApiBroker {
 
 /// A parsed HTTP response.
 #[derive(Debug)]
-struct Response {
+pub(crate) struct Response {
     status_line: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
@@ -96,12 +96,12 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
-    fn body_text(&self) -> String {
+    pub(crate) fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
     /// Asserts the exact status line and, for errors, the JSON error code.
-    fn expect(&self, status_line: &str, error: Option<&str>) {
+    pub(crate) fn expect(&self, status_line: &str, error: Option<&str>) {
         assert_eq!(self.status_line, status_line, "response: {self:?}");
         if let Some(code) = error {
             let body = self.body_text();
@@ -253,7 +253,12 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// A request with the bearer token and, when `body` is given, a JSON body.
-fn request(method: &str, path: &str, extra_headers: &str, body: Option<&str>) -> Vec<u8> {
+pub(crate) fn request(
+    method: &str,
+    path: &str,
+    extra_headers: &str,
+    body: Option<&str>,
+) -> Vec<u8> {
     let mut r = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n{extra_headers}"
     );

@@ -6,6 +6,7 @@ mod harness;
 mod cli;
 mod connect;
 mod deterministic;
+mod faults;
 mod flow;
 mod http_api;
 mod limits;

@@ -1,6 +1,7 @@
 //! Engine tests in virtual time: inputs at chosen instants, actions asserted, no sockets.
 
 mod admin;
+mod faults;
 mod flows;
 mod persistence;
 

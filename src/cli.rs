@@ -1,5 +1,8 @@
 //! The command line: turns the arguments into what to do (run, print help, print the
-//! version). Printing and exit codes belong to the caller.
+//! version, dump a store, replay a trace). Printing and exit codes belong to the caller.
+//!
+//! `culex replay ...` is a subcommand with its own options ([`ReplayOptions`]); its usage
+//! errors are told apart by [`is_replay`], since replay exits with 2 on them.
 
 use std::path::PathBuf;
 
@@ -32,11 +35,36 @@ pub enum Command {
     Version(String),
     /// `--dump-store FILE`: print what a store holds.
     DumpStore(PathBuf),
+    /// `replay TRACE --target HOST:PORT ...`: replay a trace against a broker.
+    Replay(ReplayOptions),
+}
+
+/// How long `culex replay` waits for each packet it expects, unless `--timeout` says.
+pub const REPLAY_TIMEOUT_MS_DEFAULT: u64 = 2000;
+/// The longest `--timeout` accepted: ten minutes.
+pub const REPLAY_TIMEOUT_MS_MAX: u64 = 600_000;
+
+/// `culex replay TRACE --target HOST:PORT [--sn-target HOST:PORT] [--timeout MS]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplayOptions {
+    /// The trace file.
+    pub trace: PathBuf,
+    /// `--target HOST:PORT`: the broker the MQTT connections are replayed against.
+    pub target: String,
+    /// `--sn-target HOST:PORT`: the MQTT-SN gateway the UDP peers are replayed against.
+    pub sn_target: Option<String>,
+    /// `--timeout MS`: how long to wait for each expected packet or close.
+    pub timeout_ms: u64,
 }
 
 const SYNOPSIS: &str = "Usage: culex [-c FILE] [-p PORT]... [-v] [-t] [--deterministic SEED]\n\
                         \x20            [--trace FILE]\n\
-                        \x20      culex --dump-store FILE";
+                        \x20      culex --dump-store FILE\n\
+                        \x20      culex replay TRACE --target HOST:PORT [--sn-target HOST:PORT]\n\
+                        \x20                   [--timeout MS]";
+
+const REPLAY_SYNOPSIS: &str =
+    "Usage: culex replay TRACE --target HOST:PORT [--sn-target HOST:PORT] [--timeout MS]";
 
 fn spec() -> getopts::Options {
     let mut opts = getopts::Options::new();
@@ -74,12 +102,120 @@ fn spec() -> getopts::Options {
     opts
 }
 
+fn replay_spec() -> getopts::Options {
+    let mut opts = getopts::Options::new();
+    opts.optopt(
+        "",
+        "target",
+        "replay the trace's MQTT connections against the broker at HOST:PORT",
+        "HOST:PORT",
+    );
+    opts.optopt(
+        "",
+        "sn-target",
+        "replay the trace's MQTT-SN peers against the gateway at HOST:PORT (UDP)",
+        "HOST:PORT",
+    );
+    opts.optopt(
+        "",
+        "timeout",
+        "wait at most MS milliseconds for each packet or close the trace expects \
+         (default 2000)",
+        "MS",
+    );
+    opts.optflag("h", "help", "print this help, then exit");
+    opts
+}
+
+/// The help text of `culex replay`.
+pub fn replay_usage() -> String {
+    let brief = format!(
+        "{REPLAY_SYNOPSIS}\n\n\
+         Drives the client side of a culex trace against a broker and compares what comes\n\
+         back with what the trace recorded. Exit status: 0 no difference, 1 differences,\n\
+         2 a bad trace or command line."
+    );
+    replay_spec().usage(&brief)
+}
+
+/// Whether the arguments (without the program name) are a `culex replay` command line.
+pub fn is_replay(args: &[String]) -> bool {
+    args.first().is_some_and(|a| a == "replay")
+}
+
+/// A `HOST:PORT` argument: a non-empty host and a port from 1 to 65535.
+fn host_port(option: &str, text: &str) -> Result<String, String> {
+    let ok = text.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty()
+            && !port.is_empty()
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u16>().is_ok_and(|p| p > 0)
+    });
+    if ok {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("{option}: expected HOST:PORT, got \"{text}\""))
+    }
+}
+
+/// Parses the arguments after `replay`.
+fn parse_replay(args: &[String]) -> Result<Command, String> {
+    let bad = |message: String| {
+        format!(
+            "culex replay: {message}\n{REPLAY_SYNOPSIS}\n\
+             Try 'culex replay --help' for more information."
+        )
+    };
+    let matches = replay_spec().parse(args).map_err(|e| bad(e.to_string()))?;
+    if matches.opt_present("h") {
+        return Ok(Command::Help(replay_usage()));
+    }
+    let trace = match matches.free.as_slice() {
+        [] => return Err(bad("no trace file given".to_owned())),
+        [path] if path.is_empty() => return Err(bad("empty trace file name".to_owned())),
+        [path] => PathBuf::from(path),
+        [_, extra, ..] => return Err(bad(format!("unexpected argument \"{extra}\""))),
+    };
+    let target = match matches.opt_str("target") {
+        Some(text) => host_port("--target", &text).map_err(bad)?,
+        None => return Err(bad("--target HOST:PORT is required".to_owned())),
+    };
+    let sn_target = match matches.opt_str("sn-target") {
+        Some(text) => Some(host_port("--sn-target", &text).map_err(bad)?),
+        None => None,
+    };
+    let timeout_ms = match matches.opt_str("timeout") {
+        None => REPLAY_TIMEOUT_MS_DEFAULT,
+        Some(text) => match text.parse::<u64>() {
+            Ok(ms)
+                if text.bytes().all(|b| b.is_ascii_digit())
+                    && (1..=REPLAY_TIMEOUT_MS_MAX).contains(&ms) =>
+            {
+                ms
+            }
+            _ => {
+                return Err(bad(format!(
+                    "--timeout: expected milliseconds from 1 to {REPLAY_TIMEOUT_MS_MAX}, \
+                     got \"{text}\""
+                )))
+            }
+        },
+    };
+    Ok(Command::Replay(ReplayOptions {
+        trace,
+        target,
+        sn_target,
+        timeout_ms,
+    }))
+}
+
 /// The help text.
 pub fn usage() -> String {
     let brief = format!(
         "{SYNOPSIS}\n\n\
          culex is a single-threaded MQTT 3.1.1 and 5.0 broker.\n\
-         Without -c it listens on 127.0.0.1:1883 and accepts anonymous clients."
+         Without -c it listens on 127.0.0.1:1883 and accepts anonymous clients.\n\
+         'culex replay --help' describes the replay of a trace against a broker."
     );
     spec().usage(&brief)
 }
@@ -92,6 +228,9 @@ pub fn version() -> String {
 /// Parses the arguments (without the program name). `Err` holds the problem and a usage
 /// reminder, to print as is.
 pub fn parse(args: &[String]) -> Result<Command, String> {
+    if is_replay(args) {
+        return parse_replay(&args[1..]);
+    }
     let bad = |message: String| {
         format!("culex: {message}\n{SYNOPSIS}\nTry 'culex --help' for more information.")
     };
@@ -288,5 +427,76 @@ mod tests {
             full.ends_with("\nTry 'culex --help' for more information."),
             "{full}"
         );
+    }
+
+    #[test]
+    fn replay_takes_a_trace_and_a_target() {
+        assert_eq!(
+            run(&["replay", "t.jsonl", "--target", "127.0.0.1:1883"]),
+            Ok(Command::Replay(ReplayOptions {
+                trace: "t.jsonl".into(),
+                target: "127.0.0.1:1883".into(),
+                sn_target: None,
+                timeout_ms: REPLAY_TIMEOUT_MS_DEFAULT,
+            }))
+        );
+        assert_eq!(
+            run(&[
+                "replay",
+                "--timeout=500",
+                "--sn-target",
+                "localhost:1884",
+                "t.jsonl",
+                "--target=[::1]:1883",
+            ]),
+            Ok(Command::Replay(ReplayOptions {
+                trace: "t.jsonl".into(),
+                target: "[::1]:1883".into(),
+                sn_target: Some("localhost:1884".into()),
+                timeout_ms: 500,
+            }))
+        );
+        assert_eq!(run(&["replay", "-h"]), Ok(Command::Help(replay_usage())));
+        assert!(replay_usage().contains("--sn-target"));
+        assert!(usage().contains("culex replay TRACE --target HOST:PORT"));
+        let args: Vec<String> = vec!["replay".into()];
+        assert!(is_replay(&args));
+        assert!(!is_replay(&[]));
+    }
+
+    #[test]
+    fn replay_usage_errors() {
+        let cases: [(&[&str], &str); 7] = [
+            (&["replay"], "culex replay: no trace file given"),
+            (
+                &["replay", "t"],
+                "culex replay: --target HOST:PORT is required",
+            ),
+            (
+                &["replay", "t", "--target", "1883"],
+                "culex replay: --target: expected HOST:PORT, got \"1883\"",
+            ),
+            (
+                &["replay", "t", "--target", "h:0"],
+                "culex replay: --target: expected HOST:PORT, got \"h:0\"",
+            ),
+            (
+                &["replay", "t", "u", "--target", "h:1"],
+                "culex replay: unexpected argument \"u\"",
+            ),
+            (
+                &["replay", "t", "--target", "h:1", "--timeout", "0"],
+                "culex replay: --timeout: expected milliseconds from 1 to 600000, got \"0\"",
+            ),
+            (
+                &["replay", "t", "--target", "h:1", "--sn-target", "x"],
+                "culex replay: --sn-target: expected HOST:PORT, got \"x\"",
+            ),
+        ];
+        for (args, want) in cases {
+            assert_eq!(error(args), want, "{args:?}");
+        }
+        let full = run(&["replay"]).err().unwrap_or_default();
+        assert!(full.ends_with("Try 'culex replay --help' for more information."));
     }
 }

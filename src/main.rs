@@ -1,5 +1,6 @@
 //! The `culex` executable: parses the command line, sets up logging, loads the configuration
-//! and runs the reactor until a clean shutdown.
+//! and runs the reactor until a clean shutdown; or runs one of the tools (`--dump-store`,
+//! `culex replay`).
 //!
 //! This is the only place that prints or chooses an exit status. It must never hold broker
 //! logic: everything past start-up belongs to the reactor and the engine.
@@ -20,6 +21,10 @@ use culex::transport::tls_config;
 const EXIT_USAGE: u8 = 1;
 /// Exit status when the broker cannot start (a listener cannot be bound) or its loop fails.
 const EXIT_START: u8 = 2;
+/// Exit status of `culex replay` when the target's answers differ from the trace.
+const EXIT_REPLAY_DIFFERENCES: u8 = 1;
+/// Exit status of `culex replay` for a bad trace, target or command line.
+const EXIT_REPLAY_BAD: u8 = 2;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -41,8 +46,12 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Ok(Command::Replay(options)) => return replay(&options),
         Err(message) => {
             eprintln!("{message}");
+            if cli::is_replay(&args) {
+                return ExitCode::from(EXIT_REPLAY_BAD);
+            }
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -165,6 +174,19 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("culex: event loop failed: {e}");
             ExitCode::from(EXIT_START)
+        }
+    }
+}
+
+/// `culex replay`: the replay prints its own report; the exit status says whether the
+/// target answered as the trace recorded.
+fn replay(options: &cli::ReplayOptions) -> ExitCode {
+    match culex::trace::replay::run(options) {
+        Ok(summary) if summary.differences == 0 => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(EXIT_REPLAY_DIFFERENCES),
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_REPLAY_BAD)
         }
     }
 }

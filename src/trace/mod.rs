@@ -8,6 +8,9 @@
 //! that two runs of the same scenario in deterministic mode give the same file byte for
 //! byte.
 
+pub mod mask;
+pub mod reader;
+pub mod replay;
 pub mod writer;
 
 use std::fmt::Write as _;

@@ -1,5 +1,6 @@
 //! The command line: turns the arguments into what to do (run, print help, print the
-//! version, dump a store, replay a trace). Printing and exit codes belong to the caller.
+//! version, dump a store, replay a trace, edit a password file). Printing, file access and
+//! exit codes belong to the caller.
 //!
 //! `culex replay ...` is a subcommand with its own options ([`ReplayOptions`]); its usage
 //! errors are told apart by [`is_replay`], since replay exits with 2 on them.
@@ -37,6 +38,8 @@ pub enum Command {
     DumpStore(PathBuf),
     /// `replay TRACE --target HOST:PORT ...`: replay a trace against a broker.
     Replay(ReplayOptions),
+    /// `passwd ...`: edit a password file.
+    Passwd(Passwd),
 }
 
 /// How long `culex replay` waits for each packet it expects, unless `--timeout` says.
@@ -57,11 +60,38 @@ pub struct ReplayOptions {
     pub timeout_ms: u64,
 }
 
+/// `culex passwd [-c] [-b] [-D] FILE USER [PASSWORD]`: a change to a password file, as
+/// `mosquitto_passwd` makes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Passwd {
+    pub file: PathBuf,
+    pub user: String,
+    pub action: PasswdAction,
+}
+
+/// What `culex passwd` does to the user's line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PasswdAction {
+    /// `-D`: remove it.
+    Delete,
+    /// Add or replace it; with `create` (`-c`) the file is created or emptied first. The
+    /// password is the one given with `-b`, or `None`: ask for it.
+    Set {
+        create: bool,
+        password: Option<String>,
+    },
+}
+
+/// The usage line of `culex passwd`.
+pub const PASSWD_SYNOPSIS: &str = "Usage: culex passwd [-c | -D] FILE USER\n\
+                                   \x20      culex passwd [-c] -b FILE USER PASSWORD";
+
 const SYNOPSIS: &str = "Usage: culex [-c FILE] [-p PORT]... [-v] [-t] [--deterministic SEED]\n\
                         \x20            [--trace FILE]\n\
                         \x20      culex --dump-store FILE\n\
                         \x20      culex replay TRACE --target HOST:PORT [--sn-target HOST:PORT]\n\
-                        \x20                   [--timeout MS]";
+                        \x20                   [--timeout MS]\n\
+                        \x20      culex passwd [-c | -D] [-b] FILE USER [PASSWORD]";
 
 const REPLAY_SYNOPSIS: &str =
     "Usage: culex replay TRACE --target HOST:PORT [--sn-target HOST:PORT] [--timeout MS]";
@@ -231,6 +261,9 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     if is_replay(args) {
         return parse_replay(&args[1..]);
     }
+    if args.first().is_some_and(|a| a == "passwd") {
+        return parse_passwd(&args[1..]);
+    }
     let bad = |message: String| {
         format!("culex: {message}\n{SYNOPSIS}\nTry 'culex --help' for more information.")
     };
@@ -287,6 +320,84 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         trace,
         verbose: matches.opt_present("v"),
         test_config: matches.opt_present("t"),
+    }))
+}
+
+fn passwd_spec() -> getopts::Options {
+    let mut opts = getopts::Options::new();
+    opts.optflag(
+        "c",
+        "",
+        "create FILE, or empty it if it exists, before adding USER",
+    );
+    opts.optflag(
+        "b",
+        "",
+        "take the password from the command line (batch mode)",
+    );
+    opts.optflag("D", "", "delete USER from FILE");
+    opts.optflag("h", "help", "print this help, then exit");
+    opts
+}
+
+/// The help text of `culex passwd`.
+pub fn passwd_usage() -> String {
+    let brief = format!(
+        "{PASSWD_SYNOPSIS}\n\n\
+         Adds, changes or deletes USER in the password file FILE (the format of\n\
+         mosquitto_passwd: PBKDF2-SHA512, 101 iterations, a random 12-byte salt), keeping\n\
+         every other line. Without -b the password is asked for twice on the terminal,\n\
+         without echo (through stty); when standard input is not a terminal the two\n\
+         lines are read from it."
+    );
+    passwd_spec().usage(&brief)
+}
+
+/// Parses the arguments after `passwd`.
+fn parse_passwd(args: &[String]) -> Result<Command, String> {
+    let bad = |message: String| {
+        format!(
+            "culex passwd: {message}\n{PASSWD_SYNOPSIS}\n\
+             Try 'culex passwd --help' for more information."
+        )
+    };
+    let matches = passwd_spec().parse(args).map_err(|e| bad(e.to_string()))?;
+    if matches.opt_present("h") {
+        return Ok(Command::Help(passwd_usage()));
+    }
+    let (create, batch, delete) = (
+        matches.opt_present("c"),
+        matches.opt_present("b"),
+        matches.opt_present("D"),
+    );
+    if delete && (create || batch) {
+        return Err(bad("-D cannot be combined with -c or -b".to_owned()));
+    }
+    let (file, user, password) = match (matches.free.as_slice(), batch) {
+        ([file, user], false) => (file, user, None),
+        ([file, user, password], true) => (file, user, Some(password.clone())),
+        ([_, _], true) => return Err(bad("-b needs a PASSWORD".to_owned())),
+        ([_, _, _], false) => {
+            return Err(bad("a PASSWORD on the command line needs -b".to_owned()))
+        }
+        _ => return Err(bad("expected FILE and USER".to_owned())),
+    };
+    if file.is_empty() {
+        return Err(bad("empty file name".to_owned()));
+    }
+    crate::auth::password::check_user(user).map_err(bad)?;
+    if password.as_deref() == Some("") {
+        return Err(bad("empty password".to_owned()));
+    }
+    let action = if delete {
+        PasswdAction::Delete
+    } else {
+        PasswdAction::Set { create, password }
+    };
+    Ok(Command::Passwd(Passwd {
+        file: PathBuf::from(file),
+        user: user.clone(),
+        action,
     }))
 }
 
@@ -391,6 +502,66 @@ mod tests {
             assert!(text.contains(flag), "{flag}");
         }
         assert!(text.lines().all(|l| l.len() <= 100));
+    }
+
+    #[test]
+    fn passwd_subcommand() {
+        let passwd = |file: &str, user: &str, action| {
+            Ok(Command::Passwd(Passwd {
+                file: PathBuf::from(file),
+                user: user.to_owned(),
+                action,
+            }))
+        };
+        let set = |create, password: Option<&str>| PasswdAction::Set {
+            create,
+            password: password.map(str::to_owned),
+        };
+        assert_eq!(
+            run(&["passwd", "f", "u"]),
+            passwd("f", "u", set(false, None))
+        );
+        assert_eq!(
+            run(&["passwd", "-c", "-b", "f", "u", "p w"]),
+            passwd("f", "u", set(true, Some("p w")))
+        );
+        assert_eq!(
+            run(&["passwd", "-cb", "f", "u", "p"]),
+            passwd("f", "u", set(true, Some("p")))
+        );
+        assert_eq!(
+            run(&["passwd", "-D", "f", "u"]),
+            passwd("f", "u", PasswdAction::Delete)
+        );
+        assert_eq!(run(&["passwd", "-h"]), Ok(Command::Help(passwd_usage())));
+        let first = |args: &[&str]| error(args);
+        assert_eq!(
+            first(&["passwd", "-D", "-c", "f", "u"]),
+            "culex passwd: -D cannot be combined with -c or -b"
+        );
+        assert_eq!(
+            first(&["passwd", "-b", "f", "u"]),
+            "culex passwd: -b needs a PASSWORD"
+        );
+        assert_eq!(
+            first(&["passwd", "f", "u", "p"]),
+            "culex passwd: a PASSWORD on the command line needs -b"
+        );
+        assert_eq!(
+            first(&["passwd", "f"]),
+            "culex passwd: expected FILE and USER"
+        );
+        assert_eq!(
+            first(&["passwd", "-b", "f", "a:b", "p"]),
+            "culex passwd: the user name must not contain ':'"
+        );
+        assert_eq!(
+            first(&["passwd", "-b", "f", "u", ""]),
+            "culex passwd: empty password"
+        );
+        assert!(first(&["passwd", "-x", "f", "u"]).starts_with("culex passwd: "));
+        assert!(passwd_usage().lines().all(|l| l.len() <= 100));
+        assert!(usage().contains("culex passwd"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! culex: a single-threaded MQTT broker.
 pub mod api;
+pub mod auth;
 pub mod bridge;
 pub mod cli;
 pub mod clock;

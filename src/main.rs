@@ -1,13 +1,14 @@
 //! The `culex` executable: parses the command line, sets up logging, loads the configuration
 //! and runs the reactor until a clean shutdown; or runs one of the tools (`--dump-store`,
-//! `culex replay`).
+//! `culex replay`, `culex passwd`).
 //!
 //! This is the only place that prints or chooses an exit status. It must never hold broker
 //! logic: everything past start-up belongs to the reactor and the engine.
 
 use std::process::ExitCode;
 
-use culex::cli::{self, Command, Options};
+use culex::auth::password;
+use culex::cli::{self, Command, Options, Passwd, PasswdAction};
 use culex::clock::{self, Clock};
 use culex::config::{self, Config};
 use culex::engine::Engine;
@@ -47,6 +48,15 @@ fn main() -> ExitCode {
             };
         }
         Ok(Command::Replay(options)) => return replay(&options),
+        Ok(Command::Passwd(p)) => {
+            return match passwd(&p) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(message) => {
+                    eprintln!("culex passwd: {message}");
+                    ExitCode::from(EXIT_USAGE)
+                }
+            };
+        }
         Err(message) => {
             eprintln!("{message}");
             if cli::is_replay(&args) {
@@ -98,6 +108,7 @@ fn main() -> ExitCode {
     if deterministic.is_some() {
         engine.enable_controls();
     }
+    engine.set_security(clock::Millis::ZERO, config.security.clone());
     engine.set_mount_points(
         config
             .listeners
@@ -227,6 +238,103 @@ fn dtls_configs(config: &Config) -> Result<Vec<Option<DtlsConfig>>, String> {
             .map_err(|e| format!("listener {}: {e}", l.port))
         })
         .collect()
+}
+
+/// `culex passwd`: adds, changes or deletes one user of a password file, keeping every
+/// other line. The new file replaces the old one by a rename, with its permissions (a new
+/// file is readable by its owner only).
+fn passwd(p: &Passwd) -> Result<(), String> {
+    let name = p.file.display();
+    let create = matches!(p.action, PasswdAction::Set { create: true, .. });
+    let existing = if create {
+        String::new()
+    } else {
+        std::fs::read_to_string(&p.file).map_err(|e| format!("cannot read {name}: {e}"))?
+    };
+    let text = match &p.action {
+        PasswdAction::Delete => password::remove_user(&existing, &p.user)
+            .ok_or_else(|| format!("user {} not found in {name}", p.user))?,
+        PasswdAction::Set { password, .. } => {
+            let password = match password {
+                Some(pw) => pw.clone(),
+                None => ask_password()?,
+            };
+            let random = ring::rand::SystemRandom::new();
+            let line = password::hash_line(&p.user, password.as_bytes(), &random)?;
+            password::set_user(&existing, &p.user, &line)
+        }
+    };
+    write_replacing(&p.file, &text).map_err(|e| format!("cannot write {name}: {e}"))
+}
+
+/// Writes `text` to a new file beside `path`, then renames it over `path`.
+fn write_replacing(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp_name);
+    let old = std::fs::metadata(path).ok().map(|m| m.permissions());
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        if let Some(permissions) = old {
+            std::fs::set_permissions(&tmp, permissions)?;
+        }
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Asks for the password twice. On a terminal the typed characters are not echoed (`stty
+/// -echo` on the terminal for the time of each line); otherwise two lines are read from
+/// standard input.
+fn ask_password() -> Result<String, String> {
+    use std::io::IsTerminal as _;
+    let tty = std::io::stdin().is_terminal();
+    let first = read_secret("Password: ", tty)?;
+    let second = read_secret("Reenter password: ", tty)?;
+    if first != second {
+        return Err("passwords do not match".to_owned());
+    }
+    if first.is_empty() {
+        return Err("empty password".to_owned());
+    }
+    Ok(first)
+}
+
+fn read_secret(prompt: &str, tty: bool) -> Result<String, String> {
+    use std::io::{BufRead as _, Write as _};
+    let echo = |on: bool| {
+        let _ = std::process::Command::new("stty")
+            .arg(if on { "echo" } else { "-echo" })
+            .stdin(std::process::Stdio::inherit())
+            .status();
+    };
+    if tty {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+        echo(false);
+    }
+    let mut line = String::new();
+    let read = std::io::stdin().lock().read_line(&mut line);
+    if tty {
+        echo(true);
+        eprintln!();
+    }
+    match read {
+        Ok(0) => Err("no password given".to_owned()),
+        Ok(_) => Ok(line.trim_end_matches(['\n', '\r']).to_owned()),
+        Err(e) => Err(format!("cannot read the password: {e}")),
+    }
 }
 
 /// The configuration file (or the local-only defaults) with the `-p` ports applied.

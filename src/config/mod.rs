@@ -10,11 +10,13 @@ pub mod options;
 pub mod parse;
 mod persistence;
 pub mod predefined;
+mod security;
 mod tls;
 
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::auth::SecurityConfig;
 use crate::engine::limits::Limits;
 
 pub use http::{token_of, HttpConfig, DEFAULT_REQUEST_TIMEOUT_SECS, REQUEST_TIMEOUT_MAX_SECS};
@@ -34,6 +36,9 @@ pub struct Config {
     /// The listeners to open, the default listener (from `port`, `bind_address`) first, then
     /// the `listener` blocks in file order.
     pub listeners: Vec<ListenerConfig>,
+    /// `password_file`, `acl_file` and, with `per_listener_settings`, `allow_anonymous`:
+    /// for the whole broker or per listener (by index in `listeners`).
+    pub security: SecurityConfig,
     pub limits: Limits,
     /// Problems that do not stop start-up, each `file:line: text`; the caller logs them.
     pub warnings: Vec<String>,
@@ -178,6 +183,7 @@ impl Config {
     pub fn local_only() -> Self {
         Self {
             listeners: vec![ListenerConfig::local(DEFAULT_PORT)],
+            security: SecurityConfig::default(),
             limits: Limits {
                 allow_anonymous: true,
                 ..Limits::default()

@@ -3,8 +3,9 @@
 
 use std::rc::Rc;
 
+use super::access::Principal;
 use super::durable::Change;
-use super::event::{Action, ConnId};
+use super::event::{Action, ConnId, ListenerId};
 use super::session::{Link, OutState, PendingWill, Session, EXPIRY_NEVER};
 use super::timers::TimerKey;
 use super::{ConnState, Engine};
@@ -28,12 +29,12 @@ impl Engine {
             // No authentication method is offered (spec 4.12).
             return self.refuse(conn, ReasonCode::BadAuthenticationMethod, "auth method");
         }
-        // The transport's identity (client certificate) replaces the CONNECT user name. No
-        // password check exists yet, so without it only anonymous access can be granted.
-        let identity = self.conns.get(&conn).and_then(|cs| cs.identity.clone());
-        if identity.is_none() && !self.limits.allow_anonymous {
-            return self.refuse(conn, ReasonCode::NotAuthorized, "anonymous not allowed");
-        }
+        // The transport's identity (client certificate) replaces the CONNECT user name;
+        // otherwise the user name and password are checked (see `access.rs`).
+        let username = match self.authenticate(conn, &c) {
+            Ok(username) => username,
+            Err((reason, why)) => return self.refuse(conn, reason, why),
+        };
         if let Some(w) = &c.will {
             if w.qos > self.limits.max_qos {
                 return self.refuse(conn, ReasonCode::QosNotSupported, "will QoS");
@@ -57,6 +58,27 @@ impl Engine {
         };
         if !self.faults.is_empty() && self.fault_refuses_connect(conn, &client_id) {
             return self.close(conn, "CONNECT refused by a fault rule", None);
+        }
+
+        let principal = Principal {
+            listener: self
+                .conns
+                .get(&conn)
+                .map_or(ListenerId(0), |cs| cs.listener),
+            username: username.clone(),
+            mount: self.conns.get(&conn).and_then(|cs| cs.mount.clone()),
+            internal: self.conns.get(&conn).is_some_and(|cs| cs.internal),
+        };
+        let access = self.access_for(&principal, &client_id);
+        if let Some(w) = &c.will {
+            // The will is published as this client: it needs write access to its topic.
+            let topic = match &principal.mount {
+                Some(m) => format!("{m}{}", w.topic),
+                None => w.topic.clone(),
+            };
+            if !access.can_write(&topic) {
+                return self.refuse(conn, ReasonCode::NotAuthorized, "will topic not authorized");
+            }
         }
 
         let mut keep_alive = c.keep_alive;
@@ -128,13 +150,15 @@ impl Engine {
                 }
             ],
             mount,
-            username: identity.or_else(|| c.username.as_deref().map(Rc::from)),
+            username,
         };
         {
             let s = &mut self.sessions[key];
             s.link = Some(link);
             s.expiry_secs = expiry;
             s.expires_at = None;
+            s.access = access;
+            s.principal = Some(principal);
             // [MQTT-3.1.3-9] a new connection before the will delay passes cancels the will.
             s.will_due = None;
             s.will = will.map(|w| {

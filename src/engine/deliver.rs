@@ -65,6 +65,12 @@ impl Engine {
                     j += 1;
                 }
             }
+            // [ACL] read access, per subscriber: a wildcard subscription never brings a
+            // topic the client may not read.
+            if !self.may_read(first.session, &msg.topic) {
+                i = j;
+                continue;
+            }
             let d = Delivery {
                 msg: msg.clone(),
                 qos: qos.min(msg.qos),
@@ -356,6 +362,11 @@ impl Engine {
                 let client_id = s.client_id.clone();
                 let seq = d.seq;
                 self.journal.record(|| Change::Dequeued { client_id, seq });
+            }
+            // Queued for a restored session before its client was known, or before a reload.
+            if !self.may_read(key, &d.msg.topic) {
+                self.stats.publish_dropped += 1;
+                continue;
             }
             self.send_new(key, conn, d);
         }

@@ -9,7 +9,8 @@
 //!
 //! Flows live one per file: `connect` (CONNECT, takeover, CONNACK), `publish` (inbound
 //! PUBLISH and PUBREL), `deliver` (routing, outbound QoS flows, queues), `subscribe`
-//! (SUBSCRIBE, UNSUBSCRIBE, retained on subscribe), `sys` (`$SYS`). This file holds the
+//! (SUBSCRIBE, UNSUBSCRIBE, retained on subscribe), `sys` (`$SYS`), `access` (passwords
+//! at CONNECT, ACL checks). This file holds the
 //! tables and the connection life cycle:
 //!
 //! | state         | event                         | next                              |
@@ -20,6 +21,7 @@
 //! | Active        | DISCONNECT, violation, timeout| Closing (session detached)        |
 //! | any           | Closed                        | (removed)                         |
 
+pub mod access;
 pub mod durable;
 pub mod event;
 pub mod limits;
@@ -149,6 +151,8 @@ pub struct Engine {
     listeners: BTreeMap<ListenerId, ListenerRole>,
     /// Fault injection rules asked for over the API (see [`crate::fault`]).
     faults: crate::fault::FaultTable,
+    /// Password files and ACLs in force (see `access.rs`).
+    guards: access::Guards,
 }
 
 impl Engine {
@@ -177,6 +181,7 @@ impl Engine {
             controls: Vec::new(),
             queue_limits: BTreeMap::new(),
             faults: crate::fault::FaultTable::default(),
+            guards: access::Guards::default(),
         };
         engine.sys_start();
         engine
@@ -673,6 +678,15 @@ impl Engine {
         let Some(w) = s.will.take() else {
             return;
         };
+        if !s.access.can_write(&w.will.topic) {
+            // The ACL may have changed since CONNECT checked the will topic.
+            log::info!(
+                "will of {} on {} not authorized; dropped",
+                s.client_id,
+                w.will.topic
+            );
+            return;
+        }
         log::debug!("publishing will of {} on {}", s.client_id, w.will.topic);
         let mut properties = w.will.properties;
         let expires_at = properties

@@ -98,7 +98,9 @@ impl Engine {
             self.tree.insert(plain, group, key, sub);
             self.sessions[key].subscriptions.insert(filter, sub);
         }
+        let access = self.pending_access();
         let s = &mut self.sessions[key];
+        s.access = access;
         s.durable = true;
         s.expiry_secs = expiry;
         // A session whose connection was open when the broker stopped lost it now.

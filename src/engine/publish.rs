@@ -97,6 +97,12 @@ impl Engine {
                 topic
             );
             refusal = Some(ReasonCode::QuotaExceeded);
+        } else if !self.sessions[key].access.can_write(&topic) {
+            log::info!(
+                "{conn} ({}): PUBLISH to {topic} not authorized",
+                self.peer(conn)
+            );
+            refusal = Some(ReasonCode::NotAuthorized);
         }
         if let Some(reason) = refusal {
             self.stats.publish_dropped += 1;

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
 
+use super::access::{Access, Principal};
 use super::durable::{SessionRecord, StoredWill};
 use super::event::ConnId;
 use super::message::Message;
@@ -118,6 +119,11 @@ pub struct Session {
     pub durable: bool,
     /// The next queue position of a persistent session.
     pub next_seq: u64,
+    /// What the client may do with topics (see `access.rs`).
+    pub access: Access,
+    /// Who the client was at its last CONNECT; `None` for a session restored from the store
+    /// whose client has not connected since.
+    pub principal: Option<Principal>,
 }
 
 impl Session {
@@ -141,6 +147,8 @@ impl Session {
             will_due: None,
             durable: false,
             next_seq: 1,
+            access: Access::Open,
+            principal: None,
         }
     }
 

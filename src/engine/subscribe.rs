@@ -53,6 +53,16 @@ impl Engine {
                     "MQTT-3.8.3-4",
                 );
             }
+            // [ACL] a read rule must cover the filter as the client sent it.
+            let wanted = match parse_filter(filter) {
+                Some(Filter::Shared { filter, .. }) => filter,
+                _ => filter.as_str(),
+            };
+            if !self.sessions[key].access.can_subscribe(wanted) {
+                log::info!("{conn}: subscription to {filter} not authorized");
+                reasons.push(ReasonCode::NotAuthorized);
+                continue;
+            }
             let mut options = *opts;
             options.qos = options.qos.min(self.limits.max_qos);
             if bridge && group.is_none() {
@@ -88,6 +98,8 @@ impl Engine {
                 let mut found = Vec::new();
                 self.retained.matching(plain, self.now, &mut found);
                 self.record_expired_retained();
+                let access = &self.sessions[key].access;
+                found.retain(|m| access.can_read(&m.topic));
                 retained.extend(found.into_iter().map(|m| (m, entry)));
             }
         }

@@ -3,7 +3,8 @@
 //!
 //! Owns the signal source and the reload. It must never act inside a signal handler (the
 //! handler only wakes the poller) and never apply listener changes on reload: sockets are
-//! bound once, at start-up; only certificate files are read again.
+//! bound once, at start-up; only certificate, password and ACL files are read again (a
+//! configuration that fails to load, a bad password or ACL file included, changes nothing).
 
 use std::io;
 
@@ -61,6 +62,7 @@ impl Reactor {
                 }
                 self.limits = new.limits.clone();
                 self.engine.set_limits(self.now, new.limits);
+                self.engine.set_security(self.now, new.security);
                 log::info!("configuration reloaded from {}", path.display());
                 self.reload_certificates();
                 log::info!("listener settings are not changed by a reload; restart to apply them");

@@ -6,6 +6,7 @@ use super::http::{self, HttpDraft};
 use super::mqttsn::{self, ReadFile, SnDraft};
 use super::options::{self, Scope, Support};
 use super::persistence;
+use super::security::{self, Block, SecurityDraft};
 use super::tls::{self, TlsDraft};
 use super::{Config, ConfigError, ListenerConfig, Persistence, SocketDomain, DEFAULT_PORT};
 use crate::codec::mqtt::QoS;
@@ -60,6 +61,8 @@ pub struct Parser {
     bridges: Vec<Placed<BridgeConfig>>,
     /// The open `connection` block, until the next `connection` or `listener` line.
     bridge: Option<Placed<BridgeDraft>>,
+    /// The authentication options, with where each stood.
+    security: SecurityDraft,
 }
 
 impl Default for Parser {
@@ -99,6 +102,7 @@ impl Parser {
             in_listener: false,
             bridges: Vec::new(),
             bridge: None,
+            security: SecurityDraft::default(),
         }
     }
 
@@ -144,6 +148,7 @@ impl Parser {
 
     fn finish_with(mut self, mut read_file: Option<ReadFile<'_>>) -> Result<Config, ConfigError> {
         self.close_bridge()?;
+        let has_default = self.default.is_some();
         let mut declared: Vec<Declared> = self.default.into_iter().chain(self.listeners).collect();
         for d in &mut declared {
             let draft = std::mem::take(&mut d.tls);
@@ -187,8 +192,18 @@ impl Parser {
         } else {
             declared.into_iter().map(|d| d.listener).collect()
         };
+        let read: Option<ReadFile<'_>> = read_file.as_mut().map(|r| &mut **r as _);
+        let security = self.security.finish(
+            self.limits.allow_anonymous,
+            has_default,
+            listeners.len(),
+            implicit_listener,
+            read,
+            &mut self.warnings,
+        )?;
         Ok(Config {
             listeners,
+            security,
             limits: self.limits,
             warnings: self.warnings,
             implicit_listener,
@@ -284,6 +299,17 @@ impl Parser {
                         )
                     })?;
                 self.deterministic = Some(seed);
+            }
+            _ if security::OPTIONS.contains(&key) => {
+                let value = single(key, &values)?;
+                let block = match self.listeners.len().checked_sub(1) {
+                    Some(last) if self.in_listener => Block::Listener(last),
+                    _ => Block::Outside,
+                };
+                self.security.set(key, value, block, file, line)?;
+                if key == "allow_anonymous" {
+                    limit_option(&mut self.limits, key, value)?;
+                }
             }
             "persistence" | "persistence_location" | "persistence_file" | "persistence_sync" => {
                 persistence::option(&mut self.persistence, key, &values)?;

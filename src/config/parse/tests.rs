@@ -302,10 +302,7 @@ fn bad_lines_name_file_line_and_problem() {
         ("log_dest", "log_dest: missing value"),
         ("no_such_option 1", "unknown option \"no_such_option\""),
         ("Max_qos 1", "unknown option \"Max_qos\""),
-        (
-            "password_file /etc/culex/passwd",
-            "password_file is not supported in this version",
-        ),
+        ("password_file", "password_file: missing value"),
         (
             "persistence yes",
             "persistence: expected true or false, got \"yes\"",

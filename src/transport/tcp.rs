@@ -7,6 +7,7 @@
 //! buffer, so the caller's bounds are the only buffering. The TLS layer reads and writes it
 //! through `io::Read`/`io::Write`.
 
+use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 
@@ -15,6 +16,15 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use super::{Layer, ReadOutcome, READ_CHUNK};
+
+thread_local! {
+    /// The one receive area of every plain TCP read of the thread (the broker has one
+    /// thread), zeroed once: a read then costs a copy of the bytes it got, where reading
+    /// into the caller's buffer would first zero a whole chunk of it (safe code cannot read
+    /// into uninitialised memory), most of it for nothing when a read brings a few bytes or
+    /// none.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_CHUNK]);
+}
 
 #[derive(Debug)]
 pub struct TcpTransport {
@@ -73,32 +83,27 @@ impl TcpTransport {
     }
 
     pub fn read(&mut self, buf: &mut Vec<u8>, max: usize) -> io::Result<ReadOutcome> {
-        let mut budget = max;
-        loop {
-            if budget == 0 {
-                return Ok(ReadOutcome::Full);
-            }
-            let want = budget.min(READ_CHUNK);
-            let start = buf.len();
-            // Zero-filling the tail costs less than a second copy through a stack buffer and
-            // needs no unsafe code; the tail is cut back to what was really read.
-            buf.resize(start + want, 0);
-            let result = self.stream.read(&mut buf[start..]);
-            let got = match &result {
-                Ok(n) => *n,
-                Err(_) => 0,
-            };
-            buf.truncate(start + got);
-            match result {
-                Ok(0) => return Ok(ReadOutcome::Eof),
-                Ok(n) => budget -= n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return Ok(ReadOutcome::WouldBlock)
+        SCRATCH.with_borrow_mut(|scratch| {
+            let mut budget = max;
+            loop {
+                if budget == 0 {
+                    return Ok(ReadOutcome::Full);
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                let want = budget.min(scratch.len());
+                match self.stream.read(&mut scratch[..want]) {
+                    Ok(0) => return Ok(ReadOutcome::Eof),
+                    Ok(n) => {
+                        buf.extend_from_slice(&scratch[..n]);
+                        budget -= n;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        return Ok(ReadOutcome::WouldBlock)
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
             }
-        }
+        })
     }
 
     pub fn write(&mut self, data: &[u8]) -> io::Result<usize> {

@@ -212,8 +212,20 @@ fn init_logging(verbose: bool) {
     } else {
         "info,rtc_dtls=error"
     };
+    // The line env_logger writes by default, formatted in one pass (its own formatter
+    // scans every character for line breaks to indent, a cost paid on every connection).
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
-        .format_timestamp_millis()
+        .format(|buf, record| {
+            use std::io::Write as _;
+            writeln!(
+                buf,
+                "[{} {:<5} {}] {}",
+                buf.timestamp_millis(),
+                record.level(),
+                record.target(),
+                record.args()
+            )
+        })
         .init();
 }
 

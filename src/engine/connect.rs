@@ -209,23 +209,27 @@ impl Engine {
             }
         }
         let present = session_present && !c.clean_start;
-        let listener = match self.conns.get(&conn) {
-            Some(c) if c.internal => "as a client of the broker itself".to_owned(),
-            Some(c) => format!("on listener {}", c.listener.0),
-            None => String::new(),
-        };
-        let user = self.sessions[key]
-            .link
-            .as_ref()
-            .and_then(|l| l.username.as_deref())
-            .map(|u| format!(", user {u:?}"))
-            .unwrap_or_default();
-        log::info!(
-            "{conn} ({peer}): client {client_id} connected {listener} ({}, keep \
-             alive {keep_alive}, session {}{user})",
-            version_name(version),
-            if present { "resumed" } else { "new" }
-        );
+        let level = self.limits.connection_log_level();
+        if log::log_enabled!(level) {
+            let listener = match self.conns.get(&conn) {
+                Some(c) if c.internal => "as a client of the broker itself".to_owned(),
+                Some(c) => format!("on listener {}", c.listener.0),
+                None => String::new(),
+            };
+            let user = self.sessions[key]
+                .link
+                .as_ref()
+                .and_then(|l| l.username.as_deref())
+                .map(|u| format!(", user {u:?}"))
+                .unwrap_or_default();
+            log::log!(
+                level,
+                "{conn} ({peer}): client {client_id} connected {listener} ({}, keep \
+                 alive {keep_alive}, session {}{user})",
+                version_name(version),
+                if present { "resumed" } else { "new" }
+            );
+        }
         self.send(
             conn,
             Packet::ConnAck(ConnAck {

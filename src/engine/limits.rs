@@ -32,6 +32,9 @@ pub struct Limits {
     pub max_topic_alias: u16,
     /// Highest QoS the broker supports.
     pub max_qos: QoS,
+    /// Whether clients connecting and disconnecting are logged at info level (at debug
+    /// level when false).
+    pub connection_messages: bool,
 }
 
 impl Default for Limits {
@@ -49,11 +52,21 @@ impl Default for Limits {
             retain_available: true,
             max_topic_alias: 10,
             max_qos: QoS::ExactlyOnce,
+            connection_messages: true,
         }
     }
 }
 
 impl Limits {
+    /// The level of the lines that tell clients connecting and disconnecting.
+    pub fn connection_log_level(&self) -> log::Level {
+        if self.connection_messages {
+            log::Level::Info
+        } else {
+            log::Level::Debug
+        }
+    }
+
     /// The inbound packet size bound in force.
     pub fn packet_size_max(&self) -> u32 {
         if self.max_packet_size == 0 {

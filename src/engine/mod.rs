@@ -466,7 +466,8 @@ impl Engine {
         }
         let id = self.sessions[key].client_id.clone();
         let peer = self.peer(conn);
-        log::info!(
+        log::log!(
+            self.limits.connection_log_level(),
             "{conn} ({peer}): client {id} disconnected ({})",
             d.reason.text()
         );
@@ -502,7 +503,8 @@ impl Engine {
             return;
         };
         if let ConnState::Active(key) = c.state {
-            log::info!("{conn} ({}): connection lost: {reason}", c.peer);
+            let level = self.limits.connection_log_level();
+            log::log!(level, "{conn} ({}): connection lost: {reason}", c.peer);
             self.detach(conn, key, reason);
         } else {
             log::debug!("{conn} ({}): closed: {reason}", c.peer);

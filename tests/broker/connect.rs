@@ -148,3 +148,35 @@ fn v5_takeover_sends_disconnect_session_taken_over() {
     first.expect_disconnect(0x8e);
     second.ping();
 }
+
+/// `connection_messages false` moves the lines of clients connecting and leaving to debug
+/// level; refusals are still logged. With the default, both are at info level.
+#[test]
+fn connection_messages_false_leaves_client_lines_out_of_the_info_log() {
+    let timeout = std::time::Duration::from_secs(5);
+    for quiet in [false, true] {
+        let extra = if quiet {
+            "connection_messages false\n"
+        } else {
+            ""
+        };
+        let Some(broker) = Broker::start_configured(extra) else {
+            return;
+        };
+        let id = uniq("lines");
+        let mut c = broker.connected_v311(&id);
+        c.ping();
+        c.send(&hex!("e0 00"));
+        c.expect_closed();
+        // An empty client identifier without a clean session is refused in 3.1.1.
+        let mut refused = broker.client();
+        refused.send(&connect_v311("", false, 60));
+        refused.expect(&hex!("20 02 00 02"));
+        broker.wait_for_log("connection refused", timeout);
+        let log = broker.log();
+        let connected = format!("client {id} connected on listener");
+        let disconnected = format!("client {id} disconnected");
+        assert_eq!(log.contains(&connected), !quiet, "{log}");
+        assert_eq!(log.contains(&disconnected), !quiet, "{log}");
+    }
+}

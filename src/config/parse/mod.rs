@@ -460,6 +460,7 @@ fn limit_option(limits: &mut Limits, key: &str, value: &str) -> Result<(), Strin
     let u32_max = u64::from(u32::MAX);
     match key {
         "allow_anonymous" => limits.allow_anonymous = boolean(key, value)?,
+        "connection_messages" => limits.connection_messages = boolean(key, value)?,
         "retain_available" => limits.retain_available = boolean(key, value)?,
         "max_inflight_messages" => limits.max_inflight_messages = ranged(key, value, u16_max)?,
         "max_queued_messages" => {

@@ -120,7 +120,8 @@ fn every_limit_is_applied() {
                 sys_interval 0\n\
                 retain_available false\n\
                 max_topic_alias 0\n\
-                max_qos 0\n";
+                max_qos 0\n\
+                connection_messages false\n";
     let expected = Limits {
         allow_anonymous: true,
         max_inflight_messages: 5,
@@ -134,6 +135,7 @@ fn every_limit_is_applied() {
         retain_available: false,
         max_topic_alias: 0,
         max_qos: QoS::AtMostOnce,
+        connection_messages: false,
     };
     assert_eq!(limits(text), expected);
 }

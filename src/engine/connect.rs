@@ -163,10 +163,10 @@ impl Engine {
             s.will_due = None;
             s.will = will.map(|w| {
                 let delay_secs = w.properties.will_delay_interval.unwrap_or(0);
-                PendingWill {
+                Box::new(PendingWill {
                     will: w,
                     delay_secs,
-                }
+                })
             });
         }
         self.persist_session(key);

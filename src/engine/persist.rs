@@ -113,10 +113,10 @@ impl Engine {
             let due = w
                 .due
                 .unwrap_or_else(|| now.saturating_add_secs(u64::from(w.delay_secs.min(expiry))));
-            s.will = Some(PendingWill {
+            s.will = Some(Box::new(PendingWill {
                 will: w.will,
                 delay_secs: w.delay_secs,
-            });
+            }));
             s.will_due = Some(due);
         }
         let q = stored.queue;

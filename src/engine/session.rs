@@ -111,7 +111,9 @@ pub struct Session {
     pub next_packet_id: u16,
     /// Inbound QoS 2 packet identifiers for which PUBREC was sent and PUBREL is awaited.
     pub incoming_qos2: BTreeSet<u16>,
-    pub will: Option<PendingWill>,
+    /// Boxed: most sessions have none, and a will (with its properties) would otherwise
+    /// make every session several hundred bytes larger.
+    pub will: Option<Box<PendingWill>>,
     /// When a delayed will is due (set once the connection has ended).
     pub will_due: Option<Millis>,
     /// Whether the session's state is recorded for a store (a store is attached and the

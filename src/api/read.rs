@@ -158,6 +158,12 @@ pub(super) fn config_view(host: &dyn Host) -> ConfigView {
         retain_available: l.retain_available,
         max_topic_alias: l.max_topic_alias,
         max_qos: l.max_qos as u8,
+        global_max_connections: l.global_max_connections,
+        connect_timeout: l.connect_timeout,
+        max_topic_levels: l.max_topic_levels,
+        max_subscriptions: l.max_subscriptions,
+        max_queued_memory: l.max_queued_memory,
+        max_connection_rate: l.max_connection_rate,
     }
 }
 

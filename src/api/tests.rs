@@ -350,6 +350,63 @@ fn config_patch_changes_only_what_is_given() {
 }
 
 #[test]
+fn config_patch_sets_the_broker_wide_bounds() {
+    let mut h = FakeHost::new();
+    let (status, c) = get(&mut h, "/api/v1/config");
+    assert_eq!(status, 200);
+    assert_eq!(c["global_max_connections"], serde_json::Value::Null);
+    assert_eq!(c["connect_timeout"], 10);
+    assert_eq!(c["max_topic_levels"], 128);
+    assert_eq!(c["max_subscriptions"], 10_000);
+    assert_eq!(c["max_queued_memory"], 268_435_456);
+    assert_eq!(c["max_connection_rate"], 0);
+    let body = r#"{"global_max_connections":100,"connect_timeout":2,"max_topic_levels":8,
+        "max_subscriptions":5,"max_queued_memory":0,"max_connection_rate":50}"#;
+    let (status, c) = post(&mut h, "PUT", "/api/v1/config", body);
+    assert_eq!(status, 200, "{c}");
+    let l = h.engine.limits().clone();
+    assert_eq!(l.global_max_connections, Some(100));
+    assert_eq!(
+        (l.connect_timeout, l.max_topic_levels, l.max_subscriptions),
+        (2, 8, 5)
+    );
+    assert_eq!((l.max_queued_memory, l.max_connection_rate), (0, 50));
+    let (_, c) = post(
+        &mut h,
+        "PUT",
+        "/api/v1/config",
+        r#"{"global_max_connections":null}"#,
+    );
+    assert_eq!(c["global_max_connections"], serde_json::Value::Null);
+    assert_eq!(c["connect_timeout"], 2);
+    for bad in [
+        r#"{"connect_timeout":0}"#,
+        r#"{"connect_timeout":3601}"#,
+        r#"{"max_topic_levels":65537}"#,
+        r#"{"max_subscriptions":-1}"#,
+    ] {
+        assert_eq!(post(&mut h, "PUT", "/api/v1/config", bad).0, 400, "{bad}");
+    }
+    assert_eq!(h.engine.limits().connect_timeout, 2);
+}
+
+#[test]
+fn api_listeners_opened_at_run_time_are_bounded_by_default() {
+    let mut h = FakeHost::new();
+    let body = r#"{"port":1991,"protocol":"http"}"#;
+    let (status, l) = post(&mut h, "POST", "/api/v1/listeners", body);
+    assert_eq!(status, 201, "{l}");
+    assert_eq!(l["max_connections"], 64);
+    let body = r#"{"port":1992,"protocol":"http","max_connections":3}"#;
+    assert_eq!(
+        post(&mut h, "POST", "/api/v1/listeners", body).1["max_connections"],
+        3
+    );
+    let mqtt = post(&mut h, "POST", "/api/v1/listeners", r#"{"port":1993}"#).1;
+    assert_eq!(mqtt["max_connections"], serde_json::Value::Null);
+}
+
+#[test]
 fn listeners_open_and_close() {
     let mut h = FakeHost::new();
     let (status, l) = post(&mut h, "POST", "/api/v1/listeners", r#"{"port":1990}"#);

@@ -348,6 +348,12 @@ pub(super) struct ConfigView {
     pub(super) retain_available: bool,
     pub(super) max_topic_alias: u16,
     pub(super) max_qos: u8,
+    pub(super) global_max_connections: Option<u32>,
+    pub(super) connect_timeout: u32,
+    pub(super) max_topic_levels: u32,
+    pub(super) max_subscriptions: u32,
+    pub(super) max_queued_memory: u64,
+    pub(super) max_connection_rate: u32,
 }
 
 /// A change to the run-time limits: only the fields given change.
@@ -368,6 +374,14 @@ pub(super) struct ConfigPatch {
     pub(super) retain_available: Option<bool>,
     pub(super) max_topic_alias: Option<u16>,
     pub(super) max_qos: Option<u8>,
+    /// `null` removes the bound; absent leaves it.
+    #[serde(default, deserialize_with = "present")]
+    pub(super) global_max_connections: Option<Option<u32>>,
+    pub(super) connect_timeout: Option<u32>,
+    pub(super) max_topic_levels: Option<u32>,
+    pub(super) max_subscriptions: Option<u32>,
+    pub(super) max_queued_memory: Option<u64>,
+    pub(super) max_connection_rate: Option<u32>,
 }
 
 /// A field that is present (possibly `null`) becomes `Some`.

@@ -18,6 +18,7 @@ use crate::config::{
     HttpConfig, ListenerConfig, ListenerProtocol, TlsConfig, REQUEST_TIMEOUT_MAX_SECS,
 };
 use crate::engine::limits::PACKET_SIZE_MAX;
+use crate::engine::limits::{Limits, CONNECT_TIMEOUT_SECS_MAX, TOPIC_LEVELS_MAX};
 use crate::engine::CLOCK_ADVANCE_MAX_MS;
 
 /// `POST /clock`.
@@ -306,8 +307,36 @@ fn update_config(host: &mut dyn Host, patch: ConfigPatch) -> Result<Response, Ap
     l.sys_interval = patch.sys_interval.unwrap_or(l.sys_interval);
     l.retain_available = patch.retain_available.unwrap_or(l.retain_available);
     l.max_topic_alias = patch.max_topic_alias.unwrap_or(l.max_topic_alias);
+    bounds_patch(&mut l, &patch)?;
     host.set_limits(l);
     ok_json(200, &config_view(host))
+}
+
+/// The broker-wide bounds of a `PUT /config`, checked as the configuration file checks them.
+fn bounds_patch(l: &mut Limits, patch: &ConfigPatch) -> Result<(), ApiError> {
+    if let Some(v) = patch.connect_timeout {
+        if !(1..=CONNECT_TIMEOUT_SECS_MAX).contains(&v) {
+            return Err(ApiError::bad(format!(
+                "connect_timeout: expected a number from 1 to {CONNECT_TIMEOUT_SECS_MAX}"
+            )));
+        }
+        l.connect_timeout = v;
+    }
+    if let Some(v) = patch.max_topic_levels {
+        if v > TOPIC_LEVELS_MAX {
+            return Err(ApiError::bad(format!(
+                "max_topic_levels: expected a number from 0 to {TOPIC_LEVELS_MAX}"
+            )));
+        }
+        l.max_topic_levels = v;
+    }
+    if let Some(v) = patch.global_max_connections {
+        l.global_max_connections = v;
+    }
+    l.max_subscriptions = patch.max_subscriptions.unwrap_or(l.max_subscriptions);
+    l.max_queued_memory = patch.max_queued_memory.unwrap_or(l.max_queued_memory);
+    l.max_connection_rate = patch.max_connection_rate.unwrap_or(l.max_connection_rate);
+    Ok(())
 }
 
 /// The configuration of a listener asked for over the API.
@@ -329,6 +358,12 @@ fn listener_config(r: ListenerRequest) -> Result<ListenerConfig, ApiError> {
     let mut config = ListenerConfig::new(r.port, Some(address));
     config.protocol = protocol;
     config.max_connections = r.max_connections;
+    if protocol == ListenerProtocol::Http {
+        // As in the configuration file: an API listener is bounded by default.
+        config.max_connections = config
+            .max_connections
+            .or(Some(crate::config::HTTP_MAX_CONNECTIONS));
+    }
     if let Some(m) = r.mount_point {
         if protocol == ListenerProtocol::Http {
             return Err(ApiError::bad("mount_point: not for protocol http"));

@@ -13,6 +13,11 @@ pub const DEFAULT_REQUEST_TIMEOUT_SECS: u32 = 10;
 /// Longest request timeout accepted, in seconds.
 pub const REQUEST_TIMEOUT_MAX_SECS: u32 = 3600;
 
+/// Connections an API listener accepts at once when its `max_connections` is not set: the
+/// API is for a few operators and tools, and an unbounded one would let a flood of idle
+/// connections exhaust the broker's file descriptors.
+pub const HTTP_MAX_CONNECTIONS: u32 = 64;
+
 /// The settings of an HTTP API listener.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpConfig {

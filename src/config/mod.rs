@@ -2,6 +2,7 @@
 //! command-line ports produce. Parsing is in `parse` (pure), file access in `load`, the
 //! option table in `options`, and the MQTT-SN listener options in `mqttsn` and `predefined`.
 
+mod bounds;
 pub mod bridge;
 mod http;
 pub mod load;
@@ -19,7 +20,10 @@ use std::path::PathBuf;
 use crate::auth::SecurityConfig;
 use crate::engine::limits::Limits;
 
-pub use http::{token_of, HttpConfig, DEFAULT_REQUEST_TIMEOUT_SECS, REQUEST_TIMEOUT_MAX_SECS};
+pub use http::{
+    token_of, HttpConfig, DEFAULT_REQUEST_TIMEOUT_SECS, HTTP_MAX_CONNECTIONS,
+    REQUEST_TIMEOUT_MAX_SECS,
+};
 pub use load::load;
 pub use mqttsn::{MqttSnConfig, ReadFile};
 pub use parse::{parse, Include, Parser};
@@ -330,6 +334,7 @@ mod tests {
         let http = ListenerConfig {
             protocol: ListenerProtocol::Http,
             http: Some(HttpConfig::default()),
+            max_connections: Some(HTTP_MAX_CONNECTIONS),
             ..ListenerConfig::local(8080)
         };
         assert_eq!(

@@ -111,6 +111,11 @@ impl SnDraft {
         });
     }
 
+    /// Whether listener option `key` was set in the block.
+    pub(super) fn noted(&self, key: &str) -> bool {
+        self.places.iter().any(|p| p.key == key)
+    }
+
     /// Parses one of [`OPTIONS`]. Checks that need the whole block wait for [`Self::finish`].
     pub(super) fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
         let config = self.config.get_or_insert_with(MqttSnConfig::default);

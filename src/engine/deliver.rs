@@ -129,6 +129,7 @@ impl Engine {
             return;
         }
         s.queued_bytes += size;
+        self.bounds.queued(size);
         if !s.durable {
             s.queue.push_back(d);
             return;
@@ -204,6 +205,8 @@ impl Engine {
                 "session {client_id}: {} queued messages missing from the store",
                 s.stored_only
             );
+            // Their bytes stay in `queued_bytes` (unknown) until the session ends.
+            self.bounds.queue_changed(s.stored_only, 0, false);
             s.stored_only = 0;
         }
         self.pump(key);
@@ -358,6 +361,7 @@ impl Engine {
                 return;
             };
             s.queued_bytes = s.queued_bytes.saturating_sub(d.msg.size());
+            self.bounds.dequeued(d.msg.size());
             if s.durable {
                 let client_id = s.client_id.clone();
                 let seq = d.seq;

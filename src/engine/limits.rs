@@ -1,10 +1,21 @@
-//! Run-time limits: from the configuration at start-up, replaced on SIGHUP (and, later, over
-//! the HTTP API). Field names are the mosquitto.conf option names.
+//! Run-time limits: from the configuration at start-up, replaced on SIGHUP and over the HTTP
+//! API (`PUT /api/v1/config`). Field names are the mosquitto.conf option names. Plain values
+//! only: this file must never count or enforce anything (the engine and the reactor do).
 
 use crate::codec::mqtt::QoS;
 
 /// The largest remaining length the MQTT fixed header can express.
 pub const PACKET_SIZE_MAX: u32 = 268_435_455;
+
+/// Seconds a new connection has to complete CONNECT, by default.
+pub const CONNECT_TIMEOUT_SECS_DEFAULT: u32 = 10;
+
+/// Longest `connect_timeout` accepted, in seconds.
+pub const CONNECT_TIMEOUT_SECS_MAX: u32 = 3600;
+
+/// Most levels a topic filter of 65,535 bytes can have (every byte a `/`): the largest
+/// `max_topic_levels` accepted.
+pub const TOPIC_LEVELS_MAX: u32 = 65_536;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -35,6 +46,18 @@ pub struct Limits {
     /// Whether clients connecting and disconnecting are logged at info level (at debug
     /// level when false).
     pub connection_messages: bool,
+    /// MQTT and WebSocket connections open at once over all listeners (`None`: no bound).
+    pub global_max_connections: Option<u32>,
+    /// Seconds a new connection has to complete CONNECT.
+    pub connect_timeout: u32,
+    /// Levels of a topic name or filter (0: no bound but the 65,535 bytes).
+    pub max_topic_levels: u32,
+    /// Subscriptions per client (0: no bound).
+    pub max_subscriptions: u32,
+    /// Bytes of all session queues together (0: no bound); see `engine::bounds`.
+    pub max_queued_memory: u64,
+    /// New connections per second from one address (0: no bound).
+    pub max_connection_rate: u32,
 }
 
 impl Default for Limits {
@@ -53,6 +76,12 @@ impl Default for Limits {
             max_topic_alias: 10,
             max_qos: QoS::ExactlyOnce,
             connection_messages: true,
+            global_max_connections: None,
+            connect_timeout: CONNECT_TIMEOUT_SECS_DEFAULT,
+            max_topic_levels: 128,
+            max_subscriptions: 10_000,
+            max_queued_memory: 256 * 1024 * 1024,
+            max_connection_rate: 0,
         }
     }
 }

@@ -22,6 +22,7 @@
 //! | any           | Closed                        | (removed)                         |
 
 pub mod access;
+pub mod bounds;
 pub mod durable;
 pub mod event;
 pub mod limits;
@@ -65,9 +66,6 @@ use topic_tree::{Match, SessionKey, TopicTree};
 
 /// The largest step of the virtual clock one request may ask for: a day.
 pub const CLOCK_ADVANCE_MAX_MS: u64 = 86_400_000;
-
-/// A connection must complete CONNECT within this time.
-pub const CONNECT_TIMEOUT_MS: u64 = 10_000;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +151,8 @@ pub struct Engine {
     faults: crate::fault::FaultTable,
     /// Password files and ACLs in force (see `access.rs`).
     guards: access::Guards,
+    /// The totals behind the broker-wide bounds (see [`bounds`]).
+    bounds: bounds::Bounds,
 }
 
 impl Engine {
@@ -182,6 +182,7 @@ impl Engine {
             queue_limits: BTreeMap::new(),
             faults: crate::fault::FaultTable::default(),
             guards: access::Guards::default(),
+            bounds: bounds::Bounds::default(),
         };
         engine.sys_start();
         engine
@@ -377,8 +378,10 @@ impl Engine {
             self.close(conn, "server shutting down", None);
             return;
         }
+        // `connect_timeout` counts from accept: TLS and WebSocket handshakes included.
+        let timeout_ms = u64::from(self.limits.connect_timeout).saturating_mul(1000);
         self.timers.arm(
-            self.now.saturating_add_ms(CONNECT_TIMEOUT_MS),
+            self.now.saturating_add_ms(timeout_ms),
             TimerKey::ConnectDeadline(conn),
         );
     }
@@ -520,8 +523,11 @@ impl Engine {
                         .get(&conn)
                         .is_some_and(|c| c.state == ConnState::AwaitConnect)
                     {
-                        let secs = CONNECT_TIMEOUT_MS / 1000;
-                        log::info!("{conn} ({}): no CONNECT within {secs} s", self.peer(conn));
+                        if let Some(held_back) = self.bounds.connect_log.pass(self.now) {
+                            let secs = self.limits.connect_timeout;
+                            let peer = self.peer(conn);
+                            log::info!("{conn} ({peer}): no CONNECT within {secs} s{held_back}");
+                        }
                         self.close(conn, "no CONNECT in time", None);
                     }
                 }
@@ -715,6 +721,7 @@ impl Engine {
             self.publish_will(key);
         }
         let s = self.sessions.remove(key);
+        self.bounds.session_queue_gone(&s);
         for filter in s.subscriptions.keys() {
             let (group, plain) = split_group(filter);
             self.tree.remove(plain, group, key);

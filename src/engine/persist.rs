@@ -122,6 +122,7 @@ impl Engine {
         let q = stored.queue;
         s.stored_only = q.len;
         s.queued_bytes = q.bytes;
+        self.bounds.queue_changed(q.len, q.bytes, true);
         s.next_load_seq = q.first_seq;
         s.next_seq = q.end_seq.max(1);
         let expired = q.expired;

@@ -24,6 +24,12 @@ impl Engine {
             Some(l) if l.mount.is_some() => l.mounted(&topic),
             _ => topic,
         };
+        if !self.topic_within_bounds(&topic) {
+            // Refused like an invalid topic: `max_topic_levels` or, mount point included,
+            // 65,535 bytes.
+            let r = ReasonCode::TopicNameInvalid;
+            return self.violation(conn, r, "PUBLISH", "max_topic_levels");
+        }
         if !p.properties.subscription_identifiers.is_empty() {
             // [MQTT-3.3.4-6] a client may not send a Subscription Identifier.
             return self.violation(conn, ReasonCode::ProtocolError, "PUBLISH", "MQTT-3.3.4-6");
@@ -125,6 +131,12 @@ impl Engine {
             let reason = self.control(conn, &topic, &p.payload);
             let reason = if v5 { reason } else { ReasonCode::Success };
             return self.ack_publish(conn, key, qos, id, reason);
+        }
+        if self.queue_memory_full(conn) {
+            if self.refuse_for_memory(conn, qos) {
+                self.ack_publish(conn, key, qos, id, ReasonCode::QuotaExceeded);
+            }
+            return;
         }
         let origin = Some(self.sessions[key].uid);
         // Clients may not publish into the broker's own `$SYS` tree.

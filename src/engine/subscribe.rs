@@ -30,6 +30,8 @@ impl Engine {
             .and_then(|l| l.mount.clone());
         let mut reasons = Vec::with_capacity(sub.filters.len());
         let mut retained: Vec<(Rc<Message>, Subscription)> = Vec::new();
+        // Filters refused for `max_topic_levels` and for `max_subscriptions`.
+        let mut refused = (0, 0);
         for (filter, opts) in &sub.filters {
             let stored = match parse_filter(filter) {
                 Some(parsed) => mounted_filter(mount.as_deref(), filter, parsed),
@@ -43,6 +45,21 @@ impl Engine {
                     continue;
                 }
             };
+            if !self.topic_within_bounds(super::split_group(&stored).1) {
+                refused.0 += 1;
+                reasons.push(if v5 {
+                    ReasonCode::TopicFilterInvalid
+                } else {
+                    ReasonCode::UnspecifiedError
+                });
+                continue;
+            }
+            if self.over_subscription_quota(conn, key, &stored) {
+                // 3.1.1 encodes it 0x80, MQTT-SN as congestion.
+                refused.1 += 1;
+                reasons.push(ReasonCode::QuotaExceeded);
+                continue;
+            }
             let (group, plain) = super::split_group(&stored);
             if group.is_some() && opts.no_local {
                 // [MQTT-3.8.3-4] No Local on a shared subscription is a protocol error.
@@ -102,6 +119,9 @@ impl Engine {
                 found.retain(|m| access.can_read(&m.topic));
                 retained.extend(found.into_iter().map(|m| (m, entry)));
             }
+        }
+        if refused != (0, 0) {
+            self.log_refused_filters(conn, refused.0, refused.1);
         }
         let internal = self.conns.get(&conn).is_some_and(|c| c.internal);
         if let (Some(notices), false) = (self.notices.as_mut(), internal) {

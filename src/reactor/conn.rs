@@ -84,6 +84,8 @@ pub(super) struct Conn {
     pub(super) http: Option<Box<HttpConn>>,
     /// The bridge of a connection this broker opened to a remote broker.
     pub(super) bridge: Option<BridgeLink>,
+    /// Counted in `global_max_connections` (an MQTT connection accepted by a listener).
+    pub(super) admitted: bool,
 }
 
 impl Conn {
@@ -106,6 +108,7 @@ impl Conn {
             identity: Identity::None,
             http: None,
             bridge: None,
+            admitted: false,
         }
     }
 

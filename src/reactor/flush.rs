@@ -215,6 +215,9 @@ impl Reactor {
         if let Some(listener) = self.listener_of(conn.listener) {
             listener.active = listener.active.saturating_sub(1);
         }
+        if conn.admitted {
+            self.admission.closed();
+        }
         let reason = conn.close_reason();
         log::debug!("{} {}: closed: {reason}", conn.id, conn.peer);
         let id = conn.id;

@@ -15,6 +15,7 @@ use mio::{Interest, Registry, Token};
 use slab::Slab;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::admission::Refusal;
 use super::conn::Conn;
 use super::http::HttpConn;
 use super::{Reactor, FIRST_LISTENER_TOKEN};
@@ -28,6 +29,11 @@ const BACKLOG: i32 = 1024;
 
 /// TCP listeners open at once, from the configuration and the API together.
 pub(super) const TCP_LISTENERS_MAX: usize = 256;
+
+/// Connections taken from one listener per loop turn (refused ones included); the rest are
+/// accepted next turn. A flood of connections then cannot hold the loop (and its one clock
+/// reading, from which each new connection's CONNECT deadline counts) for long.
+const ACCEPT_BUDGET_PER_TURN: usize = 256;
 
 pub(super) struct Listener {
     pub(super) id: ListenerId,
@@ -307,26 +313,42 @@ impl Reactor {
     /// Accepts until the listener would block. Returns false when accepting failed for a
     /// reason that may pass (e.g. out of file descriptors), so the caller retries later.
     pub(super) fn accept_all(&mut self, index: usize) -> bool {
+        let mut budget = ACCEPT_BUDGET_PER_TURN;
         loop {
             let Some(listener) = self.listeners.get_mut(index) else {
                 return true;
             };
+            if budget == 0 {
+                // More may wait and mio will not say so again: next turn.
+                self.accept_again.push(index);
+                return true;
+            }
             let (stream, peer) = match listener.socket.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    log::warn!("accept failed on listener {}: {e}", listener.id.0);
+                    let id = listener.id;
+                    self.admission.log_accept_error(self.now, id, &e);
                     return false;
                 }
             };
+            budget -= 1;
             if let Some(max) = listener.max_connections {
                 if listener.active >= max {
                     // Dropping the stream closes it: the peer sees the refusal at once.
-                    log::info!(
-                        "refused connection from {peer}: listener {} is at max_connections {max}",
-                        listener.id.0
-                    );
+                    let refusal = Refusal::Listener {
+                        id: listener.id,
+                        max,
+                    };
+                    self.admission.log_refusal(self.now, peer, refusal);
+                    continue;
+                }
+            }
+            // API connections are bounded by their listener alone (see `admission`).
+            if listener.http.is_none() {
+                if let Err(refusal) = self.admission.admit(self.now, peer.ip(), &self.limits) {
+                    self.admission.log_refusal(self.now, peer, refusal);
                     continue;
                 }
             }
@@ -386,6 +408,10 @@ impl Reactor {
         let mut conn = Conn::new(id, listener, Rc::clone(&peer), t);
         conn.identity = identity;
         let is_http = http.is_some();
+        if !is_http {
+            conn.admitted = true;
+            self.admission.opened();
+        }
         conn.http = http;
         entry.insert(conn);
         self.by_id.insert(id, key);
@@ -484,6 +510,7 @@ impl Reactor {
                 log::debug!("deregistering listener {} failed: {e}", listener.id.0);
             }
             self.accept_retry.retain(|&k| k != key);
+            self.accept_again.retain(|&k| k != key);
             self.engine.remove_listener(listener.id);
             log::info!("listener {} closed over the API", listener.local);
         }

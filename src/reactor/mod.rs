@@ -10,9 +10,10 @@
 //!    the shutdown grace are checked; not at all when work is already queued).
 //! 2. Read the clock once: that `now` serves the whole turn.
 //! 3. Service the ready tokens sorted by token, so a turn is deterministic: signals first,
-//!    then listeners (accept until `WouldBlock`, hand each connection to the engine), then
-//!    connections (read until `WouldBlock` or the budget, feed each whole packet). Input
-//!    left unread by an earlier turn (budget used, backpressure released) joins the set.
+//!    then listeners (accept until `WouldBlock` or the budget, refuse what `admission`
+//!    bounds, hand each connection to the engine), then connections (read until
+//!    `WouldBlock` or the budget, feed each whole packet). Input left unread by an earlier
+//!    turn (budget used, backpressure released) joins the set.
 //!    Every input to the engine is followed by applying all of its actions.
 //! 4. If the engine's deadline has passed, feed `Tick`. Queue the packets a fault rule
 //!    delayed whose time has come.
@@ -36,6 +37,7 @@
 //! or until [`SHUTDOWN_GRACE_MS`] have passed; the last changes are committed and flushed
 //! to disk before it returns.
 
+mod admission;
 mod bridge;
 mod bridge_udp;
 mod conn;
@@ -129,6 +131,8 @@ pub struct Reactor {
     close_queue: Vec<usize>,
     /// Listener indexes whose accept failed and must be retried.
     accept_retry: Vec<usize>,
+    /// Listener indexes that used their accept budget: accepted again next turn.
+    accept_again: Vec<usize>,
     traffic: Traffic,
     shutdown_deadline: Option<Millis>,
     /// The store, when persistence is on.
@@ -169,6 +173,8 @@ pub struct Reactor {
     next_http_sweep: Millis,
     /// Delayed packets and cut connections of the fault rules.
     faults: fault::FaultState,
+    /// The broker-wide connection bound and the per-address connection rate.
+    admission: admission::Admission,
 }
 
 /// Readiness gathered for one token in a turn.
@@ -245,6 +251,7 @@ impl Reactor {
             read_queue: Vec::new(),
             close_queue: Vec::new(),
             accept_retry: Vec::new(),
+            accept_again: Vec::new(),
             traffic: Traffic::default(),
             shutdown_deadline: None,
             holds_acknowledgements: store.as_ref().is_some_and(Store::holds_acknowledgements),
@@ -268,6 +275,7 @@ impl Reactor {
             bridge_datagrams: Vec::new(),
             next_http_sweep: now,
             faults: fault::FaultState::default(),
+            admission: admission::Admission::default(),
         };
         reactor
             .engine
@@ -346,7 +354,8 @@ impl Reactor {
         let work_queued = !self.flush_queue.is_empty()
             || !self.read_queue.is_empty()
             || !self.sn_read_queue.is_empty()
-            || !self.bridge_udp_again.is_empty();
+            || !self.bridge_udp_again.is_empty()
+            || !self.accept_again.is_empty();
         // Held output waits for a flush that comes as soon as nothing else is ready.
         let mut ms = if work_queued { 0 } else { MAX_WAIT_MS };
         // Held output: wait a little for more work to share the flush with.
@@ -408,7 +417,8 @@ impl Reactor {
             read: true,
             write: false,
         }));
-        let retries = std::mem::take(&mut self.accept_retry);
+        let mut retries = std::mem::take(&mut self.accept_retry);
+        retries.append(&mut self.accept_again);
         ready.extend(retries.into_iter().map(|index| Ready {
             token: Token(FIRST_LISTENER_TOKEN + index),
             read: true,
@@ -641,6 +651,7 @@ impl Reactor {
             }
         }
         self.accept_retry.clear();
+        self.accept_again.clear();
         self.close_http_conns();
         self.stop_bridges();
         self.shutdown_deadline = Some(self.now.saturating_add_ms(SHUTDOWN_GRACE_MS));

@@ -155,6 +155,7 @@ impl Parser {
             d.listener.tls = draft
                 .finish(&d.file, d.line)
                 .map_err(|(file, line, message)| ConfigError::new(&file, line, message))?;
+            let bound_given = d.sn.noted("max_connections");
             let sn = std::mem::take(&mut d.sn);
             // A fresh reborrow per listener: the trait object's own lifetime is shortened.
             let read: Option<ReadFile<'_>> = read_file.as_mut().map(|r| &mut **r as _);
@@ -165,6 +166,9 @@ impl Parser {
             d.listener.http = draft.finish(is_http, read, &mut self.warnings)?;
             if is_http {
                 http::check_listener(&mut d.listener, &d.file, d.line)?;
+                if !bound_given {
+                    d.listener.max_connections = Some(super::HTTP_MAX_CONNECTIONS);
+                }
             }
         }
         for (i, later) in declared.iter().enumerate() {
@@ -493,7 +497,7 @@ fn limit_option(limits: &mut Limits, key: &str, value: &str) -> Result<(), Strin
                 .ok_or_else(|| range_error(key, value, 0, 2))?;
             limits.max_qos = qos;
         }
-        _ => return Err(format!("unknown option \"{key}\"")),
+        _ => return super::bounds::option(limits, key, value),
     }
     Ok(())
 }

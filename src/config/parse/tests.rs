@@ -136,6 +136,7 @@ fn every_limit_is_applied() {
         max_topic_alias: 0,
         max_qos: QoS::AtMostOnce,
         connection_messages: false,
+        ..file_defaults()
     };
     assert_eq!(limits(text), expected);
 }

@@ -1,6 +1,7 @@
 //! Engine tests in virtual time: inputs at chosen instants, actions asserted, no sockets.
 
 mod admin;
+mod bounds;
 mod faults;
 mod flows;
 mod persistence;
@@ -13,7 +14,7 @@ use super::Engine;
 use crate::clock::Millis;
 use crate::codec::mqtt::{
     Ack, Connect, Packet, Properties, ProtocolVersion, Publish, QoS, ReasonCode, SubOptions,
-    Subscribe, Will,
+    Subscribe, Unsubscribe, Will,
 };
 use crate::rng::Rng;
 

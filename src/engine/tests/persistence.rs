@@ -249,9 +249,13 @@ fn sessions_queues_and_inflight_resume_after_a_restart() {
     );
 
     let mut h = restart(&model, 1_000);
+    // The restored queue ("three", "four") counts in max_queued_memory.
+    let entry = crate::engine::bounds::QUEUE_ENTRY_OVERHEAD;
+    assert_eq!(h.engine.queued_memory(), 9 + 2 * entry);
     let a = h.connect(1, "sub", ProtocolVersion::V311, false);
     let a = settle(&mut h, &mut model, a);
     assert!(connack(&a, 1).0, "session present after the restart");
+    assert_eq!(h.engine.queued_memory(), 0);
     // [MQTT-4.4.0-1] the PUBLISH again with DUP, the PUBREL again, then the queue in order;
     // the QoS 0 message to an offline session was never kept.
     assert_eq!(
@@ -448,11 +452,14 @@ fn large_queues_live_in_the_store_and_come_back_in_order() {
     assert_eq!(s.queue.len(), crate::engine::deliver::QUEUE_MEMORY_MAX);
     assert_eq!(s.queue_len(), usize::from(total) - 1);
     assert_eq!(model.queue_len("sub"), usize::from(total) - 1);
-    // Offline, nothing of the queue stays in memory.
+    // Offline, nothing of the queue stays in memory; it still counts in max_queued_memory.
     h.closed(1);
     let s = &h.engine.sessions[key];
     assert!(s.queue.is_empty());
     assert_eq!(s.queue_len(), usize::from(total) - 1);
+    let entry = 2 + crate::engine::bounds::QUEUE_ENTRY_OVERHEAD;
+    assert_eq!(h.engine.queued_memory(), u64::from(total - 1) * entry);
+    assert_eq!(h.engine.queued_memory(), h.engine.queued_memory_recount());
     // Back online: every message arrives once, in order, read from the store in batches.
     let a = h.connect(1, "sub", ProtocolVersion::V311, false);
     let mut a = settle(&mut h, &mut model, a);
@@ -468,5 +475,6 @@ fn large_queues_live_in_the_store_and_come_back_in_order() {
     }
     assert_eq!(got, (1..=total).collect::<Vec<u16>>());
     assert_eq!(model.queue_len("sub"), 0);
+    assert_eq!(h.engine.queued_memory(), 0);
     assert!(model.sessions["sub"].inflight.is_empty());
 }

@@ -2,6 +2,7 @@
 //! datagrams the gateway answers asserted, and an MQTT 3.1.1 client on the engine's other
 //! side to exchange messages with.
 
+mod bounds;
 mod flows;
 
 use core::net::SocketAddr;

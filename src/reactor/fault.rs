@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 
-use super::conn::{out_hard_max, ConnState, OUT_BUFFER_SOFT_MAX};
+use super::conn::{ConnState, OUT_BUFFER_SOFT_MAX};
 use super::Reactor;
 use crate::clock::Millis;
 use crate::codec::mqtt::{self, Packet, QoS};
@@ -212,33 +212,15 @@ impl Reactor {
         let Some(&key) = self.by_id.get(&id) else {
             return;
         };
-        let hard_max = out_hard_max(self.limits.packet_size_max());
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
         if matches!(conn.state, ConnState::Broken { .. }) {
             return;
         }
-        if wait && !conn.held {
-            conn.held = true;
-            self.held.push(key);
-            self.held_since.get_or_insert(self.now);
-        }
         let was_empty = conn.outbound.is_empty();
         conn.outbound.extend_from_slice(bytes);
-        if conn.outbound.len() > hard_max {
-            log::warn!(
-                "{id} {}: closing: {} bytes queued and the peer is not reading",
-                conn.peer,
-                conn.outbound.len()
-            );
-            conn.break_off("output buffer overflow");
-            self.close_queue.push(key);
-            return;
-        }
-        if was_empty && !conn.write_blocked {
-            self.flush_queue.push(key);
-        }
+        self.output_queued(key, was_empty, wait);
     }
 
     /// Closes the connection abruptly once what is queued (delayed packets included) is

@@ -34,7 +34,6 @@ impl Reactor {
             log::debug!("{id}: packet for a connection that is gone");
             return;
         };
-        let hard_max = out_hard_max(self.limits.packet_size_max());
         let wait = self.must_wait(packet);
         let Some(conn) = self.conns.get_mut(key) else {
             return;
@@ -54,6 +53,17 @@ impl Reactor {
             };
             t.record(self.now, &event);
         }
+        self.output_queued(key, was_empty, wait);
+    }
+
+    /// After bytes were appended to the output of connection `key` (empty before when
+    /// `was_empty`): holds it for the store's flush when `wait`, closes it past the output
+    /// bound, and puts it in the flush queue.
+    pub(super) fn output_queued(&mut self, key: usize, was_empty: bool, wait: bool) {
+        let hard_max = out_hard_max(self.limits.packet_size_max());
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
         if wait && !conn.held {
             conn.held = true;
             self.held.push(key);
@@ -61,7 +71,8 @@ impl Reactor {
         }
         if conn.outbound.len() > hard_max {
             log::warn!(
-                "{id} {}: closing: {} bytes queued and the peer is not reading",
+                "{} {}: closing: {} bytes queued and the peer is not reading",
+                conn.id,
                 conn.peer,
                 conn.outbound.len()
             );

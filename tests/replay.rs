@@ -165,15 +165,21 @@ fn recorded_traces_replay_against_culex_without_difference() {
         .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
         .collect();
     files.sort();
-    assert!(files.len() >= 5, "recorded traces missing: {files:?}");
+    assert!(files.len() >= 6, "recorded traces missing: {files:?}");
     for file in files {
         let seed = seed_of(&file).to_string();
-        let culex = Culex::start(false, &["--deterministic", &seed]);
-        let out = replay(&[
-            file.to_str().expect("UTF-8 path"),
-            "--target",
-            &culex.target(),
-        ]);
+        // A trace with MQTT-SN peers is replayed against a gateway too.
+        let sn = std::fs::read_to_string(&file)
+            .expect("the trace")
+            .contains("\"datagram_in\"");
+        let culex = Culex::start(sn, &["--deterministic", &seed]);
+        let sn_target = culex.sn_port.map(|p| format!("127.0.0.1:{p}"));
+        let target = culex.target();
+        let mut args = vec![file.to_str().expect("UTF-8 path"), "--target", &target];
+        if let Some(target) = sn_target.as_deref() {
+            args.extend(["--sn-target", target]);
+        }
+        let out = replay(&args);
         let stdout = text(&out.stdout);
         println!("{stdout}");
         assert_eq!(
@@ -516,6 +522,18 @@ fn record_traces() {
         let trace: String = trace.lines().map(|l| without_fields(l) + "\n").collect();
         std::fs::write(&path, &trace).expect("write the trace");
         assert!(trace.lines().count() > 3, "{name}: {trace}");
+        println!("{}: {} lines", path.display(), trace.lines().count());
+    }
+    for (name, scenario) in record::SN_SCENARIOS {
+        let path = dir.join(format!("{name}.jsonl"));
+        let path_text = path.to_str().expect("UTF-8 path").to_owned();
+        let culex = Culex::start(true, &["--deterministic", "1", "--trace", &path_text]);
+        scenario(culex.port, culex.sn_port.expect("an MQTT-SN port"));
+        culex.stop();
+        let trace = std::fs::read_to_string(&path).expect("the recorded trace");
+        let trace: String = trace.lines().map(|l| without_fields(l) + "\n").collect();
+        std::fs::write(&path, &trace).expect("write the trace");
+        assert!(trace.contains("\"datagram_in\""), "{name}: {trace}");
         println!("{}: {} lines", path.display(), trace.lines().count());
     }
 }

@@ -22,6 +22,11 @@ from transport_broker import broker_binary, free_port
 
 TRACES = Path(__file__).resolve().parents[1] / "traces"
 TRACE_FILES = sorted(TRACES.glob("*.jsonl"))
+# Traces with MQTT-SN peers replay against culex's gateway too; mosquitto has no
+# MQTT-SN gateway, so they are compared with culex only.
+SN_TRACES = [t for t in TRACE_FILES if '"datagram_in"' in t.read_text()]
+MQTT_TRACES = [t for t in TRACE_FILES if t not in SN_TRACES]
+SN_LISTENING_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+) \(mqttsn, udp\)")
 STARTUP_TIMEOUT = 10.0
 # Per expected packet; it appears in the lines of packets that never come.
 REPLAY_TIMEOUT_MS = 1000
@@ -82,13 +87,22 @@ class Process:
         self.log_file.close()
 
 
-def start_culex(seed, workdir):
-    p = Process([broker_binary("culex"), "-p", "0", "--deterministic", str(seed)], workdir)
+def start_culex(seed, workdir, sn=False):
+    """culex in deterministic mode; returns the process, its MQTT port and, with
+    ``sn``, its MQTT-SN gateway port."""
+    conf = Path(workdir) / "culex.conf"
+    text = "listener 0 127.0.0.1\nallow_anonymous true\n"
+    if sn:
+        text += "listener 0 127.0.0.1\nprotocol mqttsn\n"
+    conf.write_text(text)
+    p = Process([broker_binary("culex"), "-c", str(conf), "--deterministic", str(seed)],
+                workdir)
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
         m = LISTENING_RE.search(p.log())
-        if m:
-            return p, int(m.group(1))
+        m_sn = SN_LISTENING_RE.search(p.log())
+        if m and (m_sn or not sn):
+            return p, int(m.group(1)), int(m_sn.group(1)) if m_sn else None
         if p.proc.poll() is not None:
             break
         time.sleep(0.05)
@@ -115,11 +129,12 @@ def start_mosquitto(workdir):
     pytest.fail(f"mosquitto did not start:\n{p.log()}", pytrace=False)
 
 
-def replay(trace, port):
+def replay(trace, port, sn_port=None):
     """Runs ``culex replay``; returns the exit status and the report's lines."""
+    sn = ["--sn-target", f"127.0.0.1:{sn_port}"] if sn_port else []
     run = subprocess.run(
         [broker_binary("culex"), "replay", str(trace), "--target", f"127.0.0.1:{port}",
-         "--timeout", str(REPLAY_TIMEOUT_MS)],
+         "--timeout", str(REPLAY_TIMEOUT_MS)] + sn,
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
     print(f"--- culex replay {trace.name} (exit {run.returncode})")
     print(run.stdout, end="")
@@ -137,16 +152,17 @@ def differences(lines):
 
 def test_traces_are_recorded():
     names = {t.stem for t in TRACE_FILES}
-    assert len(names) >= 5, names
+    assert len(names) >= 6, names
+    assert SN_TRACES, "no recorded trace has MQTT-SN peers"
     assert set(KNOWN_MOSQUITTO_DIFFERENCES) <= names
 
 
 @pytest.mark.parametrize("trace", TRACE_FILES, ids=lambda t: t.stem)
 def test_replay_against_culex_finds_no_difference(trace):
     with tempfile.TemporaryDirectory(prefix="culex-replay-") as workdir:
-        broker, port = start_culex(seed_of(trace), workdir)
+        broker, port, sn_port = start_culex(seed_of(trace), workdir, trace in SN_TRACES)
         try:
-            status, lines = replay(trace, port)
+            status, lines = replay(trace, port, sn_port)
         finally:
             broker.stop()
     assert differences(lines) == []
@@ -154,7 +170,7 @@ def test_replay_against_culex_finds_no_difference(trace):
     assert lines[-1].endswith(" 0 differences, 0 notes"), lines[-1]
 
 
-@pytest.mark.parametrize("trace", TRACE_FILES, ids=lambda t: t.stem)
+@pytest.mark.parametrize("trace", MQTT_TRACES, ids=lambda t: t.stem)
 def test_replay_against_mosquitto_finds_only_the_known_differences(trace):
     with tempfile.TemporaryDirectory(prefix="culex-replay-") as workdir:
         broker, port = start_mosquitto(workdir)

@@ -12,6 +12,7 @@ use culex::codec::mqtt::{
     self, Ack, ConnAck, Connect, Disconnect, Packet, Properties, ProtocolVersion, Publish, QoS,
     ReasonCode, SubOptions, Subscribe, Unsubscribe, Will,
 };
+use culex::codec::mqttsn as sn;
 
 /// How long a client waits for a packet.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -346,4 +347,116 @@ fn keep_alive_clock(port: u16) {
     assert!(matches!(idle.recv(), Packet::Disconnect(_)));
     idle.expect_closed();
     ctl.leave();
+}
+
+/// Scenarios with MQTT-SN clients: their trace file name and what they do against the
+/// broker's MQTT port and MQTT-SN gateway port.
+pub(crate) type SnScenario = (&'static str, fn(u16, u16));
+
+pub(crate) const SN_SCENARIOS: &[SnScenario] = &[("mqttsn_pubsub", mqttsn_pubsub)];
+
+/// An MQTT-SN client on its own UDP socket, talking to the gateway.
+struct SnPeer {
+    sock: std::net::UdpSocket,
+}
+
+impl SnPeer {
+    fn open(gateway_port: u16) -> Self {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
+        sock.connect(("127.0.0.1", gateway_port))
+            .expect("connect UDP");
+        sock.set_read_timeout(Some(READ_TIMEOUT)).expect("timeout");
+        Self { sock }
+    }
+
+    fn send(&self, m: &sn::Message<'_>) {
+        let mut bytes = Vec::new();
+        sn::encode(m, &mut bytes);
+        self.sock.send(&bytes).expect("send a datagram");
+    }
+
+    /// The next datagram, decoded by `f`.
+    fn recv<T>(&self, f: impl FnOnce(sn::Message<'_>) -> T) -> T {
+        let mut buf = [0u8; 2048];
+        let n = self
+            .sock
+            .recv(&mut buf)
+            .expect("a datagram from the gateway");
+        match sn::decode(&buf[..n]) {
+            Ok(sn::Frame::Message(m)) => f(m),
+            other => panic!("not an MQTT-SN message: {other:?}"),
+        }
+    }
+}
+
+/// MQTT-SN and MQTT share one topic space: an MQTT-SN client registers a topic and
+/// publishes at QoS 1 to an MQTT subscriber, then subscribes by name and receives, at QoS 1,
+/// what an MQTT client publishes there (topic and message ids chosen by the gateway).
+fn mqttsn_pubsub(port: u16, sn_port: u16) {
+    use sn::{Flags, Message, ReturnCode, SnQos, SubTopic};
+    let v = ProtocolVersion::V311;
+    let qos1 = Flags {
+        qos: SnQos::AtLeastOnce,
+        ..Flags::default()
+    };
+    let (mut sub, _) = Client::open(port, connect_packet(v, "mqtt-sub", true, 60));
+    sub.send(&Packet::Subscribe(subscribe(1, "sn/#", QoS::AtLeastOnce)));
+    assert!(matches!(sub.recv(), Packet::SubAck(_)));
+    let peer = SnPeer::open(sn_port);
+    peer.send(&Message::Connect {
+        flags: Flags {
+            clean_session: true,
+            ..Flags::default()
+        },
+        protocol_id: 1,
+        duration: 60,
+        client_id: b"sn-recorded",
+    });
+    peer.recv(|m| assert!(matches!(m, Message::ConnAck { .. }), "{m:?}"));
+    peer.send(&Message::Register {
+        topic_id: 0,
+        msg_id: 1,
+        topic_name: b"sn/temperature",
+    });
+    let topic_id = peer.recv(|m| match m {
+        Message::RegAck { topic_id, .. } => topic_id,
+        other => panic!("expected REGACK, got {other:?}"),
+    });
+    peer.send(&Message::Publish {
+        flags: qos1,
+        topic_id,
+        msg_id: 2,
+        data: b"21.5",
+    });
+    peer.recv(|m| assert!(matches!(m, Message::PubAck { .. }), "{m:?}"));
+    assert_eq!(&*sub.receive1().payload, b"21.5");
+    peer.send(&Message::Subscribe {
+        flags: qos1,
+        msg_id: 3,
+        topic: SubTopic::Name(b"mqtt/command"),
+    });
+    peer.recv(|m| assert!(matches!(m, Message::SubAck { .. }), "{m:?}"));
+    let (mut publisher, _) = Client::open(port, connect_packet(v, "mqtt-pub", true, 60));
+    publisher.publish1(publish("mqtt/command", b"on", QoS::AtLeastOnce, 1, false));
+    let (topic_id, msg_id) = peer.recv(|m| match m {
+        Message::Publish {
+            topic_id,
+            msg_id,
+            data,
+            ..
+        } => {
+            assert_eq!(data, b"on");
+            (topic_id, msg_id)
+        }
+        other => panic!("expected PUBLISH, got {other:?}"),
+    });
+    peer.send(&Message::PubAck {
+        topic_id,
+        msg_id,
+        code: ReturnCode::Accepted,
+    });
+    peer.send(&Message::Disconnect { duration: None });
+    peer.recv(|m| assert!(matches!(m, Message::Disconnect { .. }), "{m:?}"));
+    publisher.leave();
+    sub.leave();
 }

@@ -1,18 +1,26 @@
 //! culex-bench: an MQTT load generator for comparing brokers on one machine. It speaks MQTT
-//! 3.1.1 (or 5.0) over TCP, TLS, WebSockets and secure WebSockets, to loopback addresses
-//! only, and every run ends by itself. Each run prints one JSON line on stdout and a
-//! readable summary on stderr; it exits 1 when a check fails (QoS 1 loss, duplicates,
-//! failed connections) and 2 on errors.
+//! 3.1.1 (or 5.0) over TCP, TLS, WebSockets and secure WebSockets, and MQTT-SN over UDP, to
+//! loopback addresses only, and every run ends by itself. Each run prints one JSON line on
+//! stdout and a readable summary on stderr; it exits 1 when a check fails (QoS 1 or 2 loss,
+//! duplicates, refused messages, failed or dropped connections) and 2 on errors.
+//!
+//! MQTT over TCP (the flow scenarios and idle connections) runs on non-blocking mio event
+//! loops, one thread for all clients (`evflow.rs`, `peer.rs`); TLS, WebSocket and MQTT-SN
+//! clients and the connection-rate loops stay blocking, with a thread per client
+//! (`flow.rs`, `net.rs`, `conns.rs`). Every run reports the generator's own CPU time next to
+//! the broker's, and warns when the generator's core was nearly saturated.
 
 mod conns;
+mod evflow;
 mod flow;
 mod mqtt;
 mod net;
+mod peer;
 mod report;
 mod sn;
 mod stats;
 
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -27,13 +35,15 @@ pub(crate) type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 const SCENARIOS: &str = "\
 Scenarios:
-  fanin     P publishers (default 16) -> 1 subscriber, as fast as the window allows
-  fanout    1 publisher -> S subscribers (default 16)
+  fanin     P publishers (default 10) -> 1 subscriber, as fast as the window allows
+  fanout    1 publisher -> S subscribers (default 1000)
+  pairs     P publisher -> subscriber pairs (default 1000), each on a topic of its own
   latency   1 publisher -> 1 subscriber at a fixed rate (default 1000 msg/s)
   connect   C loops (default 8) of connect, CONNECT, CONNACK, DISCONNECT, close
-  idle      open N connections (default 2000), report broker RSS per connection
-            (needs --broker-pid)
-  ports     print N (default 1) free loopback TCP ports, one a line";
+  idle      open N connections over tcp (default 2000), report how many the broker holds,
+            their set-up rate and broker RSS per connection (needs --broker-pid)
+  ports     print N (default 1) free loopback ports (TCP and UDP) below the ephemeral
+            range, one a line";
 
 fn options() -> getopts::Options {
     let mut o = getopts::Options::new();
@@ -65,7 +75,13 @@ fn options() -> getopts::Options {
         "publish as MQTT-SN clients to this UDP port of the host (fanin, latency)",
         "PORT",
     );
-    o.optopt("q", "qos", "0 or 1 (0)", "QOS");
+    o.optopt("q", "qos", "0, 1 or 2 (0; 2 over tcp only)", "QOS");
+    o.optflag(
+        "",
+        "alias",
+        "MQTT 5.0 topic aliases (tcp): publishers name the topic by alias after the first \
+         message, subscribers allow the broker aliases (Topic Alias Maximum in CONNECT)",
+    );
     o.optopt("s", "size", "payload bytes, at least 16 (16)", "BYTES");
     o.optopt("P", "publishers", "publishers", "N");
     o.optopt("S", "subscribers", "subscribers", "N");
@@ -79,7 +95,8 @@ fn options() -> getopts::Options {
     o.optopt(
         "w",
         "window",
-        "messages in flight per publisher, 0: none (QoS0 256, QoS1 64)",
+        "messages in flight per publisher, 0: none (QoS 0: 256, QoS 1: 64, QoS 2: 20, \
+         the default max_inflight_messages of brokers that close connections with more)",
         "N",
     );
     o.optopt("r", "rate", "messages per second per publisher", "RATE");
@@ -99,7 +116,7 @@ fn options() -> getopts::Options {
     o.optflag(
         "",
         "persistent",
-        "fanin, fanout, latency: the MQTT clients connect with clean session 0 (5.0: clean \
+        "fanin, fanout, pairs, latency: the MQTT clients connect with clean session 0 (5.0: clean \
          start 0, Session Expiry Interval 0xFFFFFFFF) under client ids unique to the run, so \
          the broker keeps subscriptions, queues and in-flight messages in sessions that \
          outlive the connections (in its store, if it has one). At the end each client id \
@@ -153,12 +170,43 @@ fn seconds(m: &getopts::Matches, name: &str, default: f64, max: f64) -> Res<Dura
     Ok(Duration::from_secs_f64(s))
 }
 
+/// Lowest port `free_ports` hands out.
+const PORT_FIRST: u16 = 10_000;
+
+/// Prints `n` loopback ports free for TCP and UDP listeners, below the kernel's ephemeral
+/// range (a port from that range may be taken at any time by an outgoing connection of some
+/// other program, and listeners that do not set SO_REUSEADDR then fail to bind it) and
+/// below the source ports of idle connections.
 fn free_ports(n: usize) -> Res<()> {
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()?;
-    for l in &listeners {
-        println!("{}", l.local_addr()?.port());
+    let path = "/proc/sys/net/ipv4/ip_local_port_range";
+    let range = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let low: u16 = range
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| format!("{path}: unexpected content {range:?}"))?;
+    let span = low.min(conns::SOURCE_PORT_FIRST).saturating_sub(PORT_FIRST);
+    if usize::from(span) < n * 2 {
+        return Err(format!("too few ports below the ephemeral range ({range:?})").into());
+    }
+    // A random start, so that runs side by side rarely try the same ports.
+    let start = u16::from_str_radix(&stats::random_tag()?[..4], 16)? % span;
+    let mut held = Vec::new();
+    for k in 0..span {
+        let port = PORT_FIRST + (start + k) % span;
+        let addr = SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port);
+        if let (Ok(tcp), Ok(udp)) = (TcpListener::bind(addr), UdpSocket::bind(addr)) {
+            held.push((tcp, udp));
+            if held.len() == n {
+                break;
+            }
+        }
+    }
+    if held.len() < n {
+        return Err(format!("only {} free ports found", held.len()).into());
+    }
+    for (tcp, _) in &held {
+        println!("{}", tcp.local_addr()?.port());
     }
     Ok(())
 }
@@ -204,7 +252,7 @@ fn run(args: &[String]) -> Res<Option<Report>> {
         .transpose()?;
     let duration = seconds(&m, "d", 5.0, 600.0)?;
     let session = if m.opt_present("persistent") {
-        if !matches!(scenario, "fanin" | "fanout" | "latency") {
+        if !matches!(scenario, "fanin" | "fanout" | "latency" | "pairs") {
             return Err(format!("--persistent: not for {scenario}").into());
         }
         mqtt::Session::Persistent
@@ -212,13 +260,16 @@ fn run(args: &[String]) -> Res<Option<Report>> {
         mqtt::Session::Clean
     };
     let mut report = match scenario {
-        "fanin" | "fanout" | "latency" => {
-            let qos: u8 = num(&m, "q", 0, 1)?;
+        "fanin" | "fanout" | "latency" | "pairs" => {
+            let qos: u8 = num(&m, "q", 0, 2)?;
             let (p, s, rate) = match scenario {
-                "fanin" => (16, 1, None),
-                "fanout" => (1, 16, None),
+                "fanin" => (10, 1, None),
+                "fanout" => (1, 1000, None),
+                "pairs" => (1000, 1000, None),
                 _ => (1, 1, Some(1000.0f64)),
             };
+            let pairs = scenario == "pairs";
+            let publishers = num(&m, "P", p, 10_000)?;
             let rate = match m.opt_str("r") {
                 Some(_) => Some(num(&m, "r", 0.0f64, 10_000_000.0)?),
                 None => rate,
@@ -227,11 +278,15 @@ fn run(args: &[String]) -> Res<Option<Report>> {
                 return Err("--rate must be positive".into());
             }
             let flow = Flow {
-                publishers: num(&m, "P", p, 1000)?,
-                subscribers: num(&m, "S", s, 1000)?,
+                publishers,
+                subscribers: if pairs {
+                    publishers
+                } else {
+                    num(&m, "S", s, 10_000)?
+                },
                 qos,
                 size: num(&m, "s", stats::STAMP_LEN, 16 << 20)?.max(stats::STAMP_LEN),
-                window: num(&m, "w", if qos == 0 { 256 } else { 64 }, 60_000)?,
+                window: num(&m, "w", [256, 64, 20][usize::from(qos)], 60_000)?,
                 rate,
                 duration,
                 count: m
@@ -245,6 +300,8 @@ fn run(args: &[String]) -> Res<Option<Report>> {
                     .transpose()?
                     .map(|port| SocketAddr::new(target.addr.ip(), port)),
                 session,
+                pairs,
+                alias: m.opt_present("alias"),
             };
             if flow.publishers == 0 || flow.subscribers == 0 {
                 return Err("at least one publisher and one subscriber".into());
@@ -303,6 +360,9 @@ fn main() -> ExitCode {
         Ok(Some(report)) => {
             println!("{}", report.json());
             eprintln!("{}", report.human);
+            for w in &report.warnings {
+                eprintln!("culex-bench: warning: {w}");
+            }
             if report.failures.is_empty() {
                 ExitCode::SUCCESS
             } else {

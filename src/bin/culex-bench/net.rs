@@ -283,7 +283,7 @@ impl Client {
             end: 0,
         };
         let mut out = Vec::new();
-        mqtt::connect(&mut out, target.version, client_id, 60, session);
+        mqtt::connect(&mut out, target.version, client_id, 60, session, 0);
         client.conn.send(&out)?;
         let frame = client.wait_for(mqtt::CONNACK, timeout)?;
         let code = mqtt::connack_code(client.body(&frame))?;

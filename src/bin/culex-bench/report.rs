@@ -1,5 +1,5 @@
 //! The result of one run: an ordered set of fields printed as one JSON line, a human-readable
-//! line, and whether the run failed its checks.
+//! line, whether the run failed its checks, and warnings (a run that warns still passes).
 
 use crate::stats::Histogram;
 
@@ -8,6 +8,7 @@ pub(crate) struct Report {
     fields: Vec<(String, String)>,
     pub(crate) human: String,
     pub(crate) failures: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 fn json_string(s: &str) -> String {
@@ -58,19 +59,12 @@ impl Report {
         self.num("mean_us", h.mean() as f64 / 1000.0);
     }
 
-    /// Wall time and the CPU time of the generator (and of the broker when known).
-    pub(crate) fn cpu(&mut self, wall: f64, cpu: f64, broker_cpu: Option<f64>) {
-        self.num("wall_s", wall);
-        self.num("gen_cpu_s", cpu);
-        self.num("gen_cpu_pct", 100.0 * cpu / wall.max(1e-9));
-        if let Some(b) = broker_cpu {
-            self.num("broker_cpu_s", b);
-            self.num("broker_cpu_pct", 100.0 * b / wall.max(1e-9));
-        }
-    }
-
     pub(crate) fn fail(&mut self, why: String) {
         self.failures.push(why);
+    }
+
+    pub(crate) fn warn(&mut self, why: String) {
+        self.warnings.push(why);
     }
 
     /// Puts `fields` first (scenario, transport, label...).
@@ -106,6 +100,10 @@ impl Report {
         if !self.failures.is_empty() {
             out.push_str(",\"failures\":");
             out.push_str(&json_string(&self.failures.join("; ")));
+        }
+        if !self.warnings.is_empty() {
+            out.push_str(",\"warnings\":");
+            out.push_str(&json_string(&self.warnings.join("; ")));
         }
         out.push('}');
         out

@@ -1,10 +1,11 @@
 //! Measurement: the payload stamp, per-publisher sequence tracking (lost, duplicated, out of
-//! order), a latency histogram, and CPU time, resident memory and random run tags read from
-//! `/proc`.
+//! order), a latency histogram, and CPU and scheduler time, resident memory and random run
+//! tags read from `/proc`.
 
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use crate::report::Report;
 use crate::Res;
 
 /// Bytes of a payload taken by the stamp; payloads are at least this long.
@@ -173,6 +174,99 @@ pub(crate) fn cpu_seconds(pid: Option<u32>) -> Res<f64> {
     };
     // Fields 14 and 15 of stat(5), counted from the state field (3); USER_HZ is 100 on Linux.
     Ok((ticks(11)? + ticks(12)?) as f64 / 100.0)
+}
+
+/// Nanoseconds a process's threads spent waiting to run (runnable, but another task had the
+/// core), summed over its threads, from `/proc/PID/task/*/schedstat`: what other processes
+/// took from it.
+fn wait_ns(pid: Option<u32>) -> Res<u64> {
+    let dir = match pid {
+        Some(pid) => format!("/proc/{pid}/task"),
+        None => "/proc/self/task".to_owned(),
+    };
+    let mut wait = 0;
+    for entry in std::fs::read_dir(&dir).map_err(|e| format!("{dir}: {e}"))? {
+        let path = entry?.path().join("schedstat");
+        // A thread that ended meanwhile has no file any more.
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let mut fields = text.split_whitespace().map(str::parse::<u64>);
+        if let (Some(Ok(_run)), Some(Ok(w))) = (fields.next(), fields.next()) {
+            wait += w;
+        }
+    }
+    Ok(wait)
+}
+
+/// The generator counts as saturated when its threads ran or waited to run for more than
+/// this share of the wall time: its figures may then be its own limit, not the broker's.
+const GEN_BUSY_MAX_PCT: f64 = 90.0;
+
+/// Use of one process so far: CPU time (user + system) and time waiting for a core.
+struct Taken {
+    cpu_s: f64,
+    wait_ns: u64,
+}
+
+impl Taken {
+    fn read(pid: Option<u32>) -> Res<Self> {
+        Ok(Self {
+            cpu_s: cpu_seconds(pid)?,
+            wait_ns: wait_ns(pid)?,
+        })
+    }
+
+    /// Adds `{who}_cpu_s`, `{who}_cpu_pct` (CPU time / wall time) and `{who}_wait_pct` (time
+    /// runnable but not running / wall time) since `self`; returns (cpu %, wait %).
+    fn report(&self, now: &Self, who: &str, wall: f64, report: &mut Report) -> (f64, f64) {
+        let cpu = now.cpu_s - self.cpu_s;
+        let cpu_pct = 100.0 * cpu / wall;
+        let wait_pct = 100.0 * now.wait_ns.saturating_sub(self.wait_ns) as f64 / 1e9 / wall;
+        report.num(&format!("{who}_cpu_s"), cpu);
+        report.num(&format!("{who}_cpu_pct"), cpu_pct);
+        report.num(&format!("{who}_wait_pct"), wait_pct);
+        (cpu_pct, wait_pct)
+    }
+}
+
+/// CPU use over one run, of the generator and (with its pid) the broker.
+pub(crate) struct Usage {
+    start: Instant,
+    gen: Taken,
+    broker: Option<(u32, Taken)>,
+}
+
+impl Usage {
+    /// Takes the readings at the start of the measured part of a run.
+    pub(crate) fn start(broker_pid: Option<u32>) -> Res<Self> {
+        Ok(Self {
+            start: Instant::now(),
+            gen: Taken::read(None)?,
+            broker: broker_pid
+                .map(|pid| Taken::read(Some(pid)).map(|t| (pid, t)))
+                .transpose()?,
+        })
+    }
+
+    /// Adds wall time and both processes' CPU use to `report`, and a warning when the
+    /// generator was saturated (`paced`: the generator polls without sleeping to keep its
+    /// schedule, so it is busy by design and the warning would say nothing).
+    pub(crate) fn finish(&self, report: &mut Report, paced: bool) -> Res<()> {
+        let wall = self.start.elapsed().as_secs_f64().max(1e-9);
+        report.num("wall_s", wall);
+        let (cpu, wait) = self.gen.report(&Taken::read(None)?, "gen", wall, report);
+        if let Some((pid, before)) = &self.broker {
+            before.report(&Taken::read(Some(*pid))?, "broker", wall, report);
+        }
+        if !paced && cpu + wait > GEN_BUSY_MAX_PCT {
+            report.warn(format!(
+                "the generator ran {cpu:.0} % and waited for its core {wait:.0} % of the \
+                 time: the figures may be the generator's limit"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// 48 random bits as 12 hex digits, from `/proc/sys/kernel/random/uuid`: a tag that makes

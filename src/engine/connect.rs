@@ -172,8 +172,12 @@ impl Engine {
         self.persist_session(key);
 
         if let Some(cs) = self.conns.get_mut(&conn) {
+            let newly = !matches!(cs.state, ConnState::Active(_));
             cs.state = ConnState::Active(key);
             cs.keep_alive_ms = u64::from(keep_alive) * 1000;
+            if newly {
+                self.active_conns += 1;
+            }
         }
         if keep_alive > 0 {
             let due = self.now.saturating_add_ms(u64::from(keep_alive) * 1500);
@@ -303,10 +307,15 @@ impl Engine {
     }
 
     fn online_count(&self) -> usize {
-        self.conns
-            .values()
-            .filter(|c| matches!(c.state, ConnState::Active(_)))
-            .count()
+        debug_assert_eq!(
+            self.active_conns,
+            self.conns
+                .values()
+                .filter(|c| matches!(c.state, ConnState::Active(_)))
+                .count(),
+            "the count of attached connections drifted"
+        );
+        self.active_conns
     }
 
     /// On resumption, every unacknowledged PUBLISH is sent again with DUP set and every

@@ -121,6 +121,9 @@ pub struct Engine {
     rng: Rng,
     now: Millis,
     conns: BTreeMap<ConnId, Conn>,
+    /// Connections in state `Active` (a session attached), kept as they change so that
+    /// counting them costs nothing per CONNECT.
+    active_conns: usize,
     sessions: Slab<Session>,
     by_client_id: BTreeMap<Rc<str>, SessionKey>,
     by_uid: BTreeMap<u64, SessionKey>,
@@ -162,6 +165,7 @@ impl Engine {
             rng,
             now: Millis::ZERO,
             conns: BTreeMap::new(),
+            active_conns: 0,
             sessions: Slab::new(),
             by_client_id: BTreeMap::new(),
             by_uid: BTreeMap::new(),
@@ -506,6 +510,7 @@ impl Engine {
             return;
         };
         if let ConnState::Active(key) = c.state {
+            self.active_conns = self.active_conns.saturating_sub(1);
             let level = self.limits.connection_log_level();
             log::log!(level, "{conn} ({}): connection lost: {reason}", c.peer);
             self.detach(conn, key, reason);
@@ -608,16 +613,24 @@ impl Engine {
         } else if let ConnState::Active(key) = prev {
             self.detach(conn, key, why);
         }
+        if matches!(prev, ConnState::Active(_)) {
+            self.active_conns = self.active_conns.saturating_sub(1);
+        }
         self.actions.push_back(Action::Close { conn });
     }
 
     /// Detaches the session from its connection: the will is published or scheduled, and
     /// the session ends now or is scheduled to expire.
     fn detach(&mut self, conn: ConnId, key: SessionKey, why: &str) {
+        let mut was_active = false;
         let internal = self.conns.get_mut(&conn).is_some_and(|c| {
+            was_active = matches!(c.state, ConnState::Active(_));
             c.state = ConnState::Closing;
             c.internal
         });
+        if was_active {
+            self.active_conns = self.active_conns.saturating_sub(1);
+        }
         let Some(s) = self.sessions.get_mut(key) else {
             return;
         };

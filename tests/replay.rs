@@ -2,9 +2,10 @@
 //! a fresh culex started with the trace's seed without a single difference; bad traces exit
 //! with 2 and a message naming the file and line; differences exit with 1, one line each.
 //!
-//! The traces are recorded by the ignored test `record_traces` (see `tests/traces/README`):
-//! `cargo test --test replay -- --ignored record_traces` runs each scenario of `record`
-//! against culex `--deterministic 1 --trace FILE` and writes the files again.
+//! The traces are the scenarios of `record` run against culex `--deterministic 1 --trace
+//! FILE`: `recorded_traces_are_what_the_scenarios_record_now` records them again on every
+//! run and compares; `CULEX_RECORD_TRACES=1 cargo test --test replay` writes them instead
+//! (see `tests/traces/README`).
 
 #[path = "replay/record.rs"]
 mod record;
@@ -506,34 +507,57 @@ fn fields_are_cut_out_of_recorded_lines() {
     assert_eq!(without_fields("{\"t\":0}"), "{\"t\":0}");
 }
 
-/// Records every scenario of `record` into `tests/traces/NAME.jsonl` (run by hand when the
-/// scenarios or the trace format change).
+/// Runs one recording scenario against culex `--deterministic 1 --trace` (with an MQTT-SN
+/// gateway when `sn`) and returns the trace without its `"fields"`.
+fn record(name: &str, sn: bool, scenario: impl FnOnce(&Culex)) -> String {
+    let path =
+        std::env::temp_dir().join(format!("culex-record-{}-{name}.jsonl", std::process::id()));
+    let path_text = path.to_str().expect("UTF-8 path").to_owned();
+    let culex = Culex::start(sn, &["--deterministic", "1", "--trace", &path_text]);
+    scenario(&culex);
+    culex.stop();
+    let trace = std::fs::read_to_string(&path).expect("the recorded trace");
+    let _ = std::fs::remove_file(&path);
+    trace.lines().map(|l| without_fields(l) + "\n").collect()
+}
+
+/// Every scenario of `record`, recorded now, gives exactly its file in `tests/traces/`:
+/// recording is deterministic and the committed traces are what the scenarios and the
+/// trace format make today. With `CULEX_RECORD_TRACES=1` the files are written instead
+/// (after a change of the scenarios or of the trace format; see `tests/traces/README`).
 #[test]
-#[ignore = "writes tests/traces; run by hand to record the traces again"]
-fn record_traces() {
-    let dir = traces_dir();
-    for (name, scenario) in record::SCENARIOS {
-        let path = dir.join(format!("{name}.jsonl"));
-        let path_text = path.to_str().expect("UTF-8 path").to_owned();
-        let culex = Culex::start(false, &["--deterministic", "1", "--trace", &path_text]);
-        scenario(culex.port);
-        culex.stop();
-        let trace = std::fs::read_to_string(&path).expect("the recorded trace");
-        let trace: String = trace.lines().map(|l| without_fields(l) + "\n").collect();
-        std::fs::write(&path, &trace).expect("write the trace");
-        assert!(trace.lines().count() > 3, "{name}: {trace}");
-        println!("{}: {} lines", path.display(), trace.lines().count());
+fn recorded_traces_are_what_the_scenarios_record_now() {
+    let write = std::env::var_os("CULEX_RECORD_TRACES").is_some_and(|v| v == "1");
+    let mut recorded: Vec<(&str, String)> = Vec::new();
+    for &(name, scenario) in record::SCENARIOS {
+        recorded.push((name, record(name, false, |c| scenario(c.port))));
     }
-    for (name, scenario) in record::SN_SCENARIOS {
-        let path = dir.join(format!("{name}.jsonl"));
-        let path_text = path.to_str().expect("UTF-8 path").to_owned();
-        let culex = Culex::start(true, &["--deterministic", "1", "--trace", &path_text]);
-        scenario(culex.port, culex.sn_port.expect("an MQTT-SN port"));
-        culex.stop();
-        let trace = std::fs::read_to_string(&path).expect("the recorded trace");
-        let trace: String = trace.lines().map(|l| without_fields(l) + "\n").collect();
-        std::fs::write(&path, &trace).expect("write the trace");
+    for &(name, scenario) in record::SN_SCENARIOS {
+        let trace = record(name, true, |c| {
+            scenario(c.port, c.sn_port.expect("an MQTT-SN port"))
+        });
         assert!(trace.contains("\"datagram_in\""), "{name}: {trace}");
-        println!("{}: {} lines", path.display(), trace.lines().count());
+        recorded.push((name, trace));
+    }
+    for (name, trace) in recorded {
+        assert!(trace.lines().count() > 3, "{name}: {trace}");
+        let path = traces_dir().join(format!("{name}.jsonl"));
+        if write {
+            std::fs::write(&path, &trace).expect("write the trace");
+            println!(
+                "{}: {} lines written",
+                path.display(),
+                trace.lines().count()
+            );
+            continue;
+        }
+        let committed =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            committed == trace,
+            "{}: the scenario now records another trace (CULEX_RECORD_TRACES=1 writes it)\n\
+             committed:\n{committed}\nrecorded:\n{trace}",
+            path.display()
+        );
     }
 }

@@ -336,7 +336,7 @@ impl Reactor {
             Out::Bytes(bytes) => {
                 let remote = self.bridges.get(key).and_then(|s| s.remote);
                 if let Some(&conn_key) = remote.and_then(|r| self.by_id.get(&r)) {
-                    self.queue_bytes(conn_key, &bytes);
+                    self.queue_bytes(conn_key, &bytes, false);
                 }
             }
             Out::Close => {

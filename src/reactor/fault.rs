@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 
-use super::conn::{ConnState, OUT_BUFFER_SOFT_MAX};
+use super::conn::OUT_BUFFER_SOFT_MAX;
 use super::Reactor;
 use crate::clock::Millis;
 use crate::codec::mqtt::{self, Packet, QoS};
@@ -209,18 +209,9 @@ impl Reactor {
 
     /// Queues bytes whose delay is over as [`Reactor::encode_packet`] queues a packet.
     fn queue_released(&mut self, id: ConnId, bytes: &[u8], wait: bool) {
-        let Some(&key) = self.by_id.get(&id) else {
-            return;
-        };
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        if matches!(conn.state, ConnState::Broken { .. }) {
-            return;
+        if let Some(&key) = self.by_id.get(&id) {
+            self.queue_bytes(key, bytes, wait);
         }
-        let was_empty = conn.outbound.is_empty();
-        conn.outbound.extend_from_slice(bytes);
-        self.output_queued(key, was_empty, wait);
     }
 
     /// Closes the connection abruptly once what is queued (delayed packets included) is

@@ -56,6 +56,21 @@ impl Reactor {
         self.output_queued(key, was_empty, wait);
     }
 
+    /// Appends bytes already encoded (HTTP answers and requests, delayed packets) to the
+    /// output of connection `key`, as [`Reactor::encode_packet`] appends a packet; `wait`
+    /// holds them for the store's flush.
+    pub(super) fn queue_bytes(&mut self, key: usize, bytes: &[u8], wait: bool) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if matches!(conn.state, ConnState::Broken { .. }) {
+            return;
+        }
+        let was_empty = conn.outbound.is_empty();
+        conn.outbound.extend_from_slice(bytes);
+        self.output_queued(key, was_empty, wait);
+    }
+
     /// After bytes were appended to the output of connection `key` (empty before when
     /// `was_empty`): holds it for the store's flush when `wait`, closes it past the output
     /// bound, and puts it in the flush queue.

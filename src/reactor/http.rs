@@ -157,7 +157,7 @@ impl Reactor {
                     if let Some(h) = conn.http.as_mut() {
                         if expect_continue && !h.continued {
                             h.continued = true;
-                            self.queue_bytes(key, CONTINUE);
+                            self.queue_bytes(key, CONTINUE, false);
                         }
                     }
                     return;
@@ -251,7 +251,7 @@ impl Reactor {
             SERVER,
             &mut bytes,
         );
-        self.queue_bytes(key, &bytes);
+        self.queue_bytes(key, &bytes, false);
         if response.close {
             let now = self.now;
             if let Some(conn) = self.conns.get_mut(key) {
@@ -259,21 +259,6 @@ impl Reactor {
                 conn.inbound = Vec::new();
                 self.close_queue.push(key);
             }
-        }
-    }
-
-    /// Queues raw bytes for a connection.
-    pub(super) fn queue_bytes(&mut self, key: usize, bytes: &[u8]) {
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        if matches!(conn.state, ConnState::Broken { .. }) {
-            return;
-        }
-        let was_empty = conn.outbound.is_empty();
-        conn.outbound.extend_from_slice(bytes);
-        if was_empty && !conn.write_blocked {
-            self.flush_queue.push(key);
         }
     }
 

@@ -57,63 +57,53 @@ impl Flat<'_> {
 
     fn properties(&mut self, under: &str, p: &Properties) {
         let name = |n: &str| format!("{under}.{n}");
-        let number = |flat: &mut Self, n: &str, v: Option<u64>| {
+        let numbers = [
+            (
+                "payload_format_indicator",
+                p.payload_format_indicator.map(u64::from),
+            ),
+            (
+                "message_expiry_interval",
+                p.message_expiry_interval.map(u64::from),
+            ),
+            (
+                "session_expiry_interval",
+                p.session_expiry_interval.map(u64::from),
+            ),
+            ("server_keep_alive", p.server_keep_alive.map(u64::from)),
+            (
+                "request_problem_information",
+                p.request_problem_information.map(u64::from),
+            ),
+            ("will_delay_interval", p.will_delay_interval.map(u64::from)),
+            (
+                "request_response_information",
+                p.request_response_information.map(u64::from),
+            ),
+            ("receive_maximum", p.receive_maximum.map(u64::from)),
+            ("topic_alias_maximum", p.topic_alias_maximum.map(u64::from)),
+            ("topic_alias", p.topic_alias.map(u64::from)),
+            ("maximum_qos", p.maximum_qos.map(u64::from)),
+            ("retain_available", p.retain_available.map(u64::from)),
+            ("maximum_packet_size", p.maximum_packet_size.map(u64::from)),
+            (
+                "wildcard_subscription_available",
+                p.wildcard_subscription_available.map(u64::from),
+            ),
+            (
+                "subscription_identifier_available",
+                p.subscription_identifier_available.map(u64::from),
+            ),
+            (
+                "shared_subscription_available",
+                p.shared_subscription_available.map(u64::from),
+            ),
+        ];
+        for (n, v) in numbers {
             if let Some(v) = v {
-                flat.put(&name(n), v);
+                self.put(&name(n), v);
             }
-        };
-        number(
-            self,
-            "payload_format_indicator",
-            p.payload_format_indicator.map(u64::from),
-        );
-        number(
-            self,
-            "message_expiry_interval",
-            p.message_expiry_interval.map(u64::from),
-        );
-        number(
-            self,
-            "session_expiry_interval",
-            p.session_expiry_interval.map(u64::from),
-        );
-        number(
-            self,
-            "server_keep_alive",
-            p.server_keep_alive.map(u64::from),
-        );
-        number(
-            self,
-            "request_problem_information",
-            p.request_problem_information.map(u64::from),
-        );
-        number(
-            self,
-            "will_delay_interval",
-            p.will_delay_interval.map(u64::from),
-        );
-        let rri = p.request_response_information.map(u64::from);
-        number(self, "request_response_information", rri);
-        number(self, "receive_maximum", p.receive_maximum.map(u64::from));
-        number(
-            self,
-            "topic_alias_maximum",
-            p.topic_alias_maximum.map(u64::from),
-        );
-        number(self, "topic_alias", p.topic_alias.map(u64::from));
-        number(self, "maximum_qos", p.maximum_qos.map(u64::from));
-        number(self, "retain_available", p.retain_available.map(u64::from));
-        number(
-            self,
-            "maximum_packet_size",
-            p.maximum_packet_size.map(u64::from),
-        );
-        let wsa = p.wildcard_subscription_available.map(u64::from);
-        number(self, "wildcard_subscription_available", wsa);
-        let sia = p.subscription_identifier_available.map(u64::from);
-        number(self, "subscription_identifier_available", sia);
-        let ssa = p.shared_subscription_available.map(u64::from);
-        number(self, "shared_subscription_available", ssa);
+        }
         let strings = [
             ("content_type", &p.content_type),
             ("response_topic", &p.response_topic),

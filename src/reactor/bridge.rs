@@ -31,7 +31,7 @@ use crate::config::bridge::{BridgeConfig, BridgeKind, BridgeProtocol, BridgeTran
 use crate::engine::event::{Action, ConnId, Input, ListenerId};
 use crate::engine::message::Message;
 use crate::transport::dtls::ClientCredentials;
-use crate::transport::tls_config::{client_config, ClientTlsSettings};
+use crate::transport::tls_config::client_config;
 use crate::transport::{ReadOutcome, TcpTransport, Transport, READ_CHUNK};
 
 /// Bridges at once, from the configuration and the API together.
@@ -98,14 +98,7 @@ impl BridgeSlot {
         }
         let tls = match &config.tls {
             None => None,
-            Some(t) => Some(client_config(&ClientTlsSettings {
-                cafile: t.cafile.clone(),
-                capath: t.capath.clone(),
-                certfile: t.certfile.clone(),
-                keyfile: t.keyfile.clone(),
-                insecure: t.insecure,
-                alpn: t.alpn.clone(),
-            })?),
+            Some(t) => Some(client_config(t)?),
         };
         let link = match config.kind {
             BridgeKind::MqttSn(_) => {

@@ -1,6 +1,6 @@
 //! Building rustls configurations: a listener's `ServerConfig` from its [`TlsConfig`]
 //! (certificate chain, key, client-certificate roots, versions, cipher suites and ALPN), and
-//! the `ClientConfig` of an outgoing connection from its [`ClientTlsSettings`] (roots, client
+//! the `ClientConfig` of an outgoing connection from its [`BridgeTls`] (roots, client
 //! certificate, how strictly the remote broker is checked, ALPN).
 //!
 //! Runs at start-up and on reload, never on the data path. It reads the certificate files
@@ -8,7 +8,7 @@
 //! an error whose text names the file or the setting at fault.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -20,6 +20,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme};
 use rustls::{CipherSuite, RootCertStore, ServerConfig, SupportedCipherSuite};
 
+use crate::config::bridge::BridgeTls;
 use crate::config::{TlsConfig, TlsVersion};
 
 /// ALPN name of MQTT (IANA registry). Clients that send no ALPN are served as well.
@@ -283,28 +284,10 @@ fn roots(cafile: Option<&Path>, capath: Option<&Path>) -> io::Result<Option<Root
     Ok(Some(roots))
 }
 
-/// TLS settings of an outgoing connection (a bridge to a remote broker).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ClientTlsSettings {
-    /// PEM file of the CA certificates the remote broker's certificate must chain to.
-    pub cafile: Option<PathBuf>,
-    /// Directory of PEM files of such CA certificates; files that hold none are skipped.
-    pub capath: Option<PathBuf>,
-    /// PEM certificate chain presented to the remote broker; needs `keyfile`.
-    pub certfile: Option<PathBuf>,
-    /// PEM private key of `certfile`.
-    pub keyfile: Option<PathBuf>,
-    /// Skips the host name check; without roots, accepts any certificate as well. The
-    /// handshake signatures are checked either way.
-    pub insecure: bool,
-    /// The ALPN protocol to offer; none is offered when unset.
-    pub alpn: Option<String>,
-}
-
 /// Builds the client configuration of an outgoing TLS connection: the ring provider with
 /// TLS 1.2 and 1.3, the remote broker checked against `cafile`/`capath` (see
-/// [`ClientTlsSettings::insecure`]), an optional client certificate and ALPN name.
-pub fn client_config(settings: &ClientTlsSettings) -> io::Result<Arc<ClientConfig>> {
+/// [`BridgeTls::insecure`]), an optional client certificate and ALPN name.
+pub fn client_config(settings: &BridgeTls) -> io::Result<Arc<ClientConfig>> {
     let provider = Arc::new(ring::default_provider());
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])

@@ -16,8 +16,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
 use super::tls_config::tests::plain;
-use super::tls_config::{client_config, server_config, ClientTlsSettings};
+use super::tls_config::{client_config, server_config};
 use super::*;
+use crate::config::bridge::BridgeTls;
 
 fn testdata(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -155,22 +156,22 @@ fn client_failure(r: Pumped) -> String {
     }
 }
 
-fn settings(cafile: Option<&str>) -> ClientTlsSettings {
-    ClientTlsSettings {
+fn settings(cafile: Option<&str>) -> BridgeTls {
+    BridgeTls {
         cafile: cafile.map(testdata),
-        ..ClientTlsSettings::default()
+        ..BridgeTls::default()
     }
 }
 
 fn tls_pair(
-    client: &ClientTlsSettings,
+    client: &BridgeTls,
     name: &str,
 ) -> (TlsTransport<End>, TlsTransport<End>, Rc<Cell<usize>>) {
     tls_pair_with(client, name, server_config(&plain(), false).unwrap())
 }
 
 fn tls_pair_with(
-    client: &ClientTlsSettings,
+    client: &BridgeTls,
     name: &str,
     server: Arc<rustls::ServerConfig>,
 ) -> (TlsTransport<End>, TlsTransport<End>, Rc<Cell<usize>>) {
@@ -207,9 +208,9 @@ fn tls_client_takes_ip_literals_and_capath() {
     let (mut c, mut s, traffic) = tls_pair(&settings(Some("ca.pem")), "127.0.0.1");
     pump(&mut c, &mut s, &traffic).unwrap();
     assert!(c.is_established());
-    let by_dir = ClientTlsSettings {
+    let by_dir = BridgeTls {
         capath: Some(testdata("")),
-        ..ClientTlsSettings::default()
+        ..BridgeTls::default()
     };
     let (mut c, mut s, traffic) = tls_pair(&by_dir, "localhost");
     pump(&mut c, &mut s, &traffic).unwrap();
@@ -256,9 +257,9 @@ fn insecure_with_roots_skips_only_the_host_name() {
 
 #[test]
 fn insecure_without_roots_takes_any_certificate() {
-    let lax = ClientTlsSettings {
+    let lax = BridgeTls {
         insecure: true,
-        ..ClientTlsSettings::default()
+        ..BridgeTls::default()
     };
     let (mut c, mut s, traffic) = tls_pair(&lax, "broker.example");
     pump(&mut c, &mut s, &traffic).unwrap();
@@ -310,11 +311,11 @@ fn alpn_is_offered_only_when_named() {
 
 #[test]
 fn client_settings_errors_name_the_fault() {
-    let err = |s: &ClientTlsSettings| match client_config(s) {
+    let err = |s: &BridgeTls| match client_config(s) {
         Ok(_) => panic!("accepted"),
         Err(e) => e.to_string(),
     };
-    let none = ClientTlsSettings::default();
+    let none = BridgeTls::default();
     assert!(
         err(&none).contains("bridge_cafile or bridge_capath is needed"),
         "{}",

@@ -91,7 +91,7 @@ impl ClientSummary {
         };
         Self {
             client_id: c.client_id.to_string(),
-            connection: c.conn.0,
+            connection: c.conn.seq(),
             protocol,
             version,
             listener: listener_port,
@@ -153,7 +153,7 @@ impl From<SessionView> for Session {
         Self {
             client_id: s.client_id.to_string(),
             connected: s.conn.is_some(),
-            connection: s.conn.map(|c| c.0),
+            connection: s.conn.map(|c| c.seq()),
             expiry_interval: s.expiry,
             expires_in_secs: s.expires_in_secs,
             inflight: s.inflight,

@@ -152,7 +152,7 @@ impl Engine {
             };
             self.sessions[key].access = access;
         }
-        let conns: Vec<(ConnId, ListenerId)> = self
+        let mut conns: Vec<(ConnId, ListenerId)> = self
             .conns
             .iter()
             .filter(|(_, c)| !c.internal && c.identity.is_none())
@@ -161,8 +161,9 @@ impl Engine {
                 _ => None,
             })
             .filter(|(s, _, _)| s.link.as_ref().is_some_and(|l| l.username.is_none()))
-            .map(|(_, id, c)| (*id, c.listener))
+            .map(|(_, id, c)| (id, c.listener))
             .collect();
+        conns.sort_unstable();
         for (conn, listener) in conns {
             if !self.security_of(listener).1 {
                 log::info!(

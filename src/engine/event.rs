@@ -1,21 +1,11 @@
 //! The engine's whole surface: what the reactor tells it ([`Input`]) and what it asks the
 //! reactor to do ([`Action`]).
 
-use std::fmt;
 use std::rc::Rc;
 
 use crate::codec::mqtt::{DecodeError, Packet, ProtocolVersion};
 
-/// A connection's stable identity: a counter given at accept, never reused. It is what logs,
-/// traces and the API name; the reactor's slab key stays private to the reactor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ConnId(pub u64);
-
-impl fmt::Display for ConnId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}", self.0)
-    }
-}
+pub use super::conn_id::ConnId;
 
 /// Index of a listener in the configuration's listener list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -23,6 +23,7 @@
 
 pub mod access;
 pub mod bounds;
+pub mod conn_id;
 pub mod durable;
 pub mod event;
 pub mod limits;
@@ -56,6 +57,7 @@ use crate::codec::mqtt::{
     encoded_len, Disconnect, Packet, Properties, ProtocolVersion, ReasonCode,
 };
 use crate::rng::Rng;
+use conn_id::ConnMap;
 use durable::{Change, Journal};
 use event::{Action, ConnId, Input, ListenerId, Traffic};
 use limits::Limits;
@@ -120,7 +122,7 @@ pub struct Engine {
     limits: Limits,
     rng: Rng,
     now: Millis,
-    conns: BTreeMap<ConnId, Conn>,
+    conns: ConnMap<Conn>,
     /// Connections in state `Active` (a session attached), kept as they change so that
     /// counting them costs nothing per CONNECT.
     active_conns: usize,
@@ -164,7 +166,7 @@ impl Engine {
             limits,
             rng,
             now: Millis::ZERO,
-            conns: BTreeMap::new(),
+            conns: ConnMap::default(),
             active_conns: 0,
             sessions: Slab::new(),
             by_client_id: BTreeMap::new(),
@@ -568,7 +570,8 @@ impl Engine {
 
     fn on_shutdown(&mut self) {
         self.shutting_down = true;
-        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        let mut conns: Vec<ConnId> = self.conns.keys().collect();
+        conns.sort_unstable();
         for conn in conns {
             self.close(
                 conn,

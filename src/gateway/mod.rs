@@ -107,6 +107,9 @@ pub enum Output {
     Discovery { to: SocketAddr, bytes: Vec<u8> },
     /// Feed this to the engine.
     Engine(Input),
+    /// The connection id of a client that went before reaching the engine may be given out
+    /// again.
+    Release(ConnId),
 }
 
 pub struct Gateway {

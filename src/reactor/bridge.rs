@@ -143,8 +143,7 @@ impl Reactor {
             0 => u16::MAX,
             n => n,
         };
-        let local = ConnId(self.next_conn_id);
-        self.next_conn_id += 1;
+        let local = self.conn_ids.alloc();
         let wall = self.clock.wall_start_ms();
         let slot = BridgeSlot::new(
             config,
@@ -436,8 +435,7 @@ impl Reactor {
                 return;
             }
         };
-        let id = ConnId(self.next_conn_id);
-        self.next_conn_id += 1;
+        let id = self.conn_ids.alloc();
         let entry = self.conns.vacant_entry();
         let conn_key = entry.key();
         let token = Token(self.conn_base + conn_key);
@@ -502,8 +500,7 @@ impl Reactor {
         if !conn.transport.is_established() {
             return;
         }
-        let local = ConnId(self.next_conn_id);
-        self.next_conn_id += 1;
+        let local = self.conn_ids.alloc();
         let now = self.now;
         if let Some(slot) = self.bridges.get_mut(link.slot) {
             slot.up = true;
@@ -565,12 +562,11 @@ impl Reactor {
             return Some(action);
         };
         let now = self.now;
-        let reopen = ConnId(self.next_conn_id);
         if let Some(s) = self.bridges.get_mut(slot) {
             match action {
                 Action::Send { packet, .. } => s.link.from_engine(now, packet),
                 Action::Close { .. } => {
-                    self.next_conn_id += 1;
+                    let reopen = self.conn_ids.alloc();
                     s.link.local_closed(now, reopen);
                 }
                 _ => {}

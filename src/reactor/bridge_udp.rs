@@ -16,7 +16,6 @@ use mio::{Interest, Token};
 use super::udp::{bind_udp, join_group, set_ttl};
 use super::Reactor;
 use crate::clock::Millis;
-use crate::engine::event::ConnId;
 use crate::transport::dtls::{ClientCredentials, DtlsClient};
 
 /// Datagrams read from one bridge socket per turn; the rest wait for the next turn.
@@ -171,7 +170,6 @@ impl Reactor {
             };
             self.traffic.bytes_received += len as u64;
             let now = self.now;
-            let local = ConnId(self.next_conn_id);
             let Some(s) = self.bridges.get_mut(slot) else {
                 self.udp_buf = buf;
                 return;
@@ -182,8 +180,7 @@ impl Reactor {
                 u.source = Some(from);
             }
             if s.link.wants_local_id() {
-                s.link.set_local_id(local);
-                self.next_conn_id += 1;
+                s.link.set_local_id(self.conn_ids.alloc());
             }
             let bytes = buf.get(..len).unwrap_or_default();
             let secured = !group && from_gateway;
@@ -303,8 +300,7 @@ impl Reactor {
     pub(super) fn hand_out_local_ids(&mut self) {
         for (_, s) in self.bridges.iter_mut() {
             if s.link.wants_local_id() {
-                s.link.set_local_id(ConnId(self.next_conn_id));
-                self.next_conn_id += 1;
+                s.link.set_local_id(self.conn_ids.alloc());
             }
         }
     }

@@ -238,6 +238,7 @@ impl Reactor {
             log::debug!("{} {}: deregister failed: {e}", conn.id, conn.peer);
         }
         self.by_id.remove(&conn.id);
+        self.conn_ids.release(conn.id);
         if let Some(listener) = self.listener_of(conn.listener) {
             listener.active = listener.active.saturating_sub(1);
         }

@@ -21,7 +21,7 @@ use super::http::HttpConn;
 use super::{Reactor, FIRST_LISTENER_TOKEN};
 use crate::api::{HostError, ListenerInfo};
 use crate::config::{ListenerConfig, ListenerProtocol, SocketDomain, TlsConfig};
-use crate::engine::event::{ConnId, Input, ListenerId};
+use crate::engine::event::{Input, ListenerId};
 use crate::transport::{tls_config, x509, TcpTransport, TlsTransport, Transport, WsTransport};
 
 /// Pending connections the kernel queues before we accept them.
@@ -384,8 +384,7 @@ impl Reactor {
         peer: SocketAddr,
         http: Option<Box<HttpConn>>,
     ) {
-        let id = ConnId(self.next_conn_id);
-        self.next_conn_id += 1;
+        let id = self.conn_ids.alloc();
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         let token = Token(self.conn_base + key);

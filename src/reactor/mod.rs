@@ -60,6 +60,7 @@ use slab::Slab;
 use crate::clock::{Clock, Millis};
 use crate::codec::mqtt::Packet;
 use crate::config::Config;
+use crate::engine::conn_id::{ConnIds, ConnMap};
 use crate::engine::durable::{needs_flush, Change, QueueLoad};
 use crate::engine::event::{Action, ConnId, Input, Traffic};
 use crate::engine::limits::Limits;
@@ -116,8 +117,8 @@ pub struct Reactor {
     /// Connection tokens are `conn_base + slab key`, above every listener token.
     conn_base: usize,
     conns: Slab<Conn>,
-    by_id: BTreeMap<ConnId, usize>,
-    next_conn_id: u64,
+    by_id: ConnMap<usize>,
+    conn_ids: ConnIds,
     engine: Engine,
     clock: Clock,
     now: Millis,
@@ -240,8 +241,8 @@ impl Reactor {
             listeners,
             next_listener_id: u32::try_from(config.listeners.len()).unwrap_or(u32::MAX),
             conns: Slab::new(),
-            by_id: BTreeMap::new(),
-            next_conn_id: 1,
+            by_id: ConnMap::default(),
+            conn_ids: ConnIds::default(),
             engine,
             clock,
             now,
@@ -566,7 +567,17 @@ impl Reactor {
 
     /// Hands one input to the engine and applies everything it asks for in return.
     fn feed(&mut self, input: Input) {
+        let closed = match input {
+            Input::Closed { conn, .. } => Some(conn),
+            _ => None,
+        };
         self.engine.handle(self.now, input);
+        if let Some(conn) = closed {
+            // The engine has let go of it; the reactor's own table lets go in `remove_conn`.
+            if !self.by_id.contains_key(&conn) {
+                self.conn_ids.release(conn);
+            }
+        }
         while let Some(action) = self.engine.poll_action() {
             self.apply(action);
         }

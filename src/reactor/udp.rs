@@ -19,7 +19,7 @@ use super::Reactor;
 use crate::api::ListenerInfo;
 use crate::clock::Millis;
 use crate::config::{ListenerConfig, ListenerProtocol, MqttSnConfig};
-use crate::engine::event::{Action, ConnId, ListenerId};
+use crate::engine::event::{Action, ListenerId};
 use crate::gateway::{Gateway, GatewayConfig, Output, DEFAULT_MAX_CLIENTS};
 use crate::transport::dtls::{DtlsConfig, DtlsEvent, DtlsServer};
 
@@ -238,12 +238,8 @@ impl Reactor {
                 }
             };
             self.traffic.bytes_received += n as u64;
-            let next = &mut self.next_conn_id;
-            let mut ids = || {
-                let id = ConnId(*next);
-                *next += 1;
-                id
-            };
+            let conn_ids = &mut self.conn_ids;
+            let mut ids = || conn_ids.alloc();
             let from = SocketAddr::new(from.ip().to_canonical(), from.port());
             let id = listener.gateway.listener().0;
             let mut trace = |bytes: &[u8]| {
@@ -314,6 +310,7 @@ impl Reactor {
                     }
                     match out {
                         Output::Engine(input) => self.feed(input),
+                        Output::Release(conn) => self.conn_ids.release(conn),
                         Output::Datagram { to, bytes } => self.send_datagram(index, to, bytes),
                         Output::Discovery { to, bytes } => self.send_raw(index, to, bytes),
                         Output::Multicast { bytes } => {
@@ -333,7 +330,7 @@ impl Reactor {
     /// Traces a datagram a gateway sends (before DTLS, if any).
     fn trace_output(&mut self, index: usize, out: &Output) {
         let (to, bytes) = match out {
-            Output::Engine(_) => return,
+            Output::Engine(_) | Output::Release(_) => return,
             Output::Datagram { to, bytes } | Output::Discovery { to, bytes } => (Some(*to), bytes),
             Output::Multicast { bytes } => (None, bytes),
         };

@@ -157,12 +157,12 @@ impl Event<'_> {
             }
             Self::Opened { conn, listener } => {
                 line.event = "opened";
-                line.conn = Some(conn.0);
+                line.conn = Some(conn.seq());
                 line.listener = Some(*listener);
             }
             Self::Closed { conn, reason } => {
                 line.event = "closed";
-                line.conn = Some(conn.0);
+                line.conn = Some(conn.seq());
                 line.reason = Some(reason);
             }
             Self::PacketIn {
@@ -180,7 +180,7 @@ impl Event<'_> {
                 } else {
                     "out"
                 };
-                line.conn = Some(conn.0);
+                line.conn = Some(conn.seq());
                 line.packet = Some(packet.name());
                 line.fields = Some(format!("{packet:?}"));
                 line.hex = Some(hex(bytes));
@@ -197,7 +197,7 @@ impl Event<'_> {
             } => {
                 line.event = "timer";
                 line.timer = Some(timer);
-                line.conn = conn.map(|c| c.0);
+                line.conn = conn.map(|c| c.seq());
                 line.listener = *listener;
                 line.bridge = *bridge;
             }
@@ -207,7 +207,7 @@ impl Event<'_> {
                 packet,
             } => {
                 line.event = "fault";
-                line.conn = Some(conn.0);
+                line.conn = Some(conn.seq());
                 line.packet = Some(packet);
                 line.fault = Some(fault);
             }

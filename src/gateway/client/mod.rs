@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
 
 use super::convert;
-use super::{Gateway, Peer, MAX_TOPICS_PER_CLIENT};
+use super::{Gateway, Output, Peer, MAX_TOPICS_PER_CLIENT};
 use crate::clock::Millis;
 use crate::codec::mqtt::{self as mqtt, Ack, Packet, QoS, ReasonCode, SubOptions};
 use crate::codec::mqttsn::{self as sn, Flags, Message, ReturnCode, SubTopic, TopicIdType};
@@ -326,6 +326,7 @@ impl Gateway {
         );
         let in_engine = !matches!(client.phase, Phase::WillTopic | Phase::WillMsg);
         if !in_engine {
+            self.out.push_back(Output::Release(client.conn));
             return;
         }
         if lost {

@@ -192,7 +192,7 @@ impl Gateway {
                 tries: 0,
                 due: now.saturating_add_ms(retry),
             });
-            self.out.push_back(crate::gateway::Output::Datagram {
+            self.out.push_back(Output::Datagram {
                 to: peer.addr,
                 bytes,
             });
@@ -225,7 +225,7 @@ impl Gateway {
         flight.tries += 1;
         flight.due = now.saturating_add_ms(retry_ms);
         let bytes = encode_for(peer, &flight.kind, true);
-        self.out.push_back(crate::gateway::Output::Datagram {
+        self.out.push_back(Output::Datagram {
             to: peer.addr,
             bytes,
         });

@@ -404,6 +404,29 @@ fn will_dialogue_and_will_on_keep_alive_expiry() {
 }
 
 #[test]
+fn a_client_gone_during_the_will_dialogue_gives_its_connection_id_back() {
+    let mut h = Harness::new();
+    let flags = Flags {
+        will: true,
+        clean_session: true,
+        ..Flags::default()
+    };
+    let connect = Message::Connect {
+        flags,
+        protocol_id: 1,
+        duration: 10,
+        client_id: b"hesitant",
+    };
+    h.send(C, &connect);
+    h.expect(C, &[Message::WillTopicReq]);
+    assert!(h.released.is_empty());
+    // Silent through the handshake's span: dropped before the engine ever saw it.
+    h.advance(61_000);
+    assert_eq!(h.released.len(), 1);
+    assert!(h.mqtt_received().is_empty());
+}
+
+#[test]
 fn will_topic_update_and_clean_disconnect_drops_the_will() {
     let mut h = Harness::new();
     h.mqtt_subscribe("#", QoS::AtMostOnce);

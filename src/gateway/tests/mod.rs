@@ -35,6 +35,8 @@ struct Harness {
     multicast: Vec<Vec<u8>>,
     /// Packets the engine sent to the MQTT client.
     mqtt_in: Vec<Packet>,
+    /// Connection ids the gateway gave back without the engine having seen them.
+    released: Vec<ConnId>,
 }
 
 fn addr(port: u16) -> SocketAddr {
@@ -71,6 +73,7 @@ impl Harness {
             sent: BTreeMap::new(),
             multicast: Vec::new(),
             mqtt_in: Vec::new(),
+            released: Vec::new(),
         };
         h.engine_input(Input::Opened {
             conn: MQTT_CONN,
@@ -125,6 +128,7 @@ impl Harness {
                     }
                     Output::Multicast { bytes } => self.multicast.push(bytes),
                     Output::Engine(input) => self.engine.handle(self.now, input),
+                    Output::Release(conn) => self.released.push(conn),
                 }
             }
             if !progressed {

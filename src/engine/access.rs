@@ -155,7 +155,7 @@ impl Engine {
         let mut conns: Vec<(ConnId, ListenerId)> = self
             .conns
             .iter()
-            .filter(|(_, c)| !c.internal && c.identity.is_none())
+            .filter(|(_, c)| !c.internal && c.identity().is_none())
             .filter_map(|(id, c)| match c.state {
                 ConnState::Active(key) => self.sessions.get(key).map(|s| (s, id, c)),
                 _ => None,
@@ -203,8 +203,8 @@ impl Engine {
         let Some(cs) = self.conns.get(&conn) else {
             return Err((ReasonCode::NotAuthorized, "connection gone"));
         };
-        if cs.identity.is_some() || cs.internal {
-            return Ok(cs.identity.clone());
+        if cs.identity().is_some() || cs.internal {
+            return Ok(cs.identity().cloned());
         }
         let (security, allow_anonymous) = self.security_of(cs.listener);
         match (c.username.as_deref(), &security.password_file) {

@@ -66,7 +66,7 @@ impl Engine {
                 .get(&conn)
                 .map_or(ListenerId(0), |cs| cs.listener),
             username: username.clone(),
-            mount: self.conns.get(&conn).and_then(|cs| cs.mount.clone()),
+            mount: self.conns.get(&conn).and_then(|cs| cs.mount().cloned()),
             internal: self.conns.get(&conn).is_some_and(|cs| cs.internal),
         };
         let access = self.access_for(&principal, &client_id);
@@ -125,7 +125,7 @@ impl Engine {
         };
 
         let receive_max = c.properties.receive_maximum.unwrap_or(u16::MAX);
-        let mount = self.conns.get(&conn).and_then(|cs| cs.mount.clone());
+        let mount = self.conns.get(&conn).and_then(|cs| cs.mount().cloned());
         let mut will = c.will;
         if let (Some(w), Some(m)) = (will.as_mut(), mount.as_ref()) {
             w.topic = format!("{m}{}", w.topic);
@@ -174,7 +174,7 @@ impl Engine {
         if let Some(cs) = self.conns.get_mut(&conn) {
             let newly = !matches!(cs.state, ConnState::Active(_));
             cs.state = ConnState::Active(key);
-            cs.keep_alive_ms = u64::from(keep_alive) * 1000;
+            cs.keep_alive_ms = u32::from(keep_alive) * 1000;
             if newly {
                 self.active_conns += 1;
             }

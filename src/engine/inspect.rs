@@ -115,7 +115,7 @@ impl Engine {
             version: link.version,
             peer: c.peer.clone(),
             username: link.username.clone(),
-            keep_alive_secs: c.keep_alive_ms / 1000,
+            keep_alive_secs: u64::from(c.keep_alive_ms / 1000),
             session_expiry: s.expiry_secs,
             inflight: s.inflight.len(),
             queued: s.queue.len() + s.stored_only,

@@ -84,18 +84,34 @@ struct Conn {
     state: ConnState,
     version: ProtocolVersion,
     /// Keep alive in ms as granted (0: none).
-    keep_alive_ms: u64,
+    keep_alive_ms: u32,
     last_seen: Millis,
-    /// The user name the transport established (client certificate), if any.
-    identity: Option<Rc<str>>,
-    /// The listener's `mount_point`, as it was when the connection was accepted.
-    mount: Option<Rc<str>>,
+    /// Names few connections have, boxed so that the others carry one word for them.
+    names: Option<Box<ConnNames>>,
     /// Whether a gateway in front of the engine watches the client's liveness (MQTT-SN).
     gateway: bool,
     /// The client is another broker's 3.1.1 bridge (the bridge bit of its CONNECT).
     bridge: bool,
     /// The broker's own client (the local session of a bridge): no keep alive imposed.
     internal: bool,
+}
+
+#[derive(Debug, Default)]
+struct ConnNames {
+    /// The user name the transport established (client certificate), if any.
+    identity: Option<Rc<str>>,
+    /// The listener's `mount_point`, as it was when the connection was accepted.
+    mount: Option<Rc<str>>,
+}
+
+impl Conn {
+    fn identity(&self) -> Option<&Rc<str>> {
+        self.names.as_ref().and_then(|n| n.identity.as_ref())
+    }
+
+    fn mount(&self) -> Option<&Rc<str>> {
+        self.names.as_ref().and_then(|n| n.mount.as_ref())
+    }
 }
 
 /// What the engine needs to know of a listener.
@@ -205,7 +221,7 @@ impl Engine {
             } => self.on_opened(conn, listener, peer),
             Input::PeerIdentity { conn, username } => {
                 if let Some(c) = self.conns.get_mut(&conn) {
-                    c.identity = Some(username);
+                    c.names.get_or_insert_with(Default::default).identity = Some(username);
                 }
             }
             Input::Packet { conn, packet } => self.on_packet(conn, packet),
@@ -373,8 +389,12 @@ impl Engine {
                 version: ProtocolVersion::V311,
                 keep_alive_ms: 0,
                 last_seen: self.now,
-                identity: None,
-                mount: role.mount,
+                names: role.mount.map(|m| {
+                    Box::new(ConnNames {
+                        identity: None,
+                        mount: Some(m),
+                    })
+                }),
                 gateway: role.gateway,
                 bridge: false,
                 internal: role.internal,
@@ -556,7 +576,7 @@ impl Engine {
         // [MQTT-3.1.2-24] one and a half times the keep alive without a packet.
         let due = c
             .last_seen
-            .saturating_add_ms(c.keep_alive_ms + c.keep_alive_ms / 2);
+            .saturating_add_ms(u64::from(c.keep_alive_ms) * 3 / 2);
         if due <= self.now {
             self.close(
                 conn,

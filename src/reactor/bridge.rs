@@ -55,9 +55,24 @@ pub(super) struct BridgeSlot {
 /// What a remote connection's `Conn` knows of its bridge.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct BridgeLink {
-    pub(super) slot: usize,
+    /// The bridge's key in `Reactor::bridges` (a word narrower than `usize`: one per
+    /// connection).
+    slot: u32,
     /// The bridge closed it itself: no `transport_down` when it goes.
     pub(super) closed_by_bridge: bool,
+}
+
+impl BridgeLink {
+    fn new(slot: usize) -> Self {
+        Self {
+            slot: u32::try_from(slot).unwrap_or(u32::MAX),
+            closed_by_bridge: false,
+        }
+    }
+
+    pub(super) fn slot(&self) -> usize {
+        self.slot as usize
+    }
 }
 
 impl BridgeSlot {
@@ -456,10 +471,7 @@ impl Reactor {
         let mut conn = Conn::new(id, ListenerId(u32::MAX), peer, transport);
         conn.version = Some(version);
         conn.want_writable = true;
-        conn.bridge = Some(BridgeLink {
-            slot: key,
-            closed_by_bridge: false,
-        });
+        conn.bridge = Some(BridgeLink::new(key));
         entry.insert(conn);
         self.by_id.insert(id, conn_key);
         if let Some(slot) = self.bridges.get_mut(key) {
@@ -481,7 +493,7 @@ impl Reactor {
         if conn.state != ConnState::Open {
             return;
         }
-        let up = self.bridges.get(link.slot).is_some_and(|s| s.up);
+        let up = self.bridges.get(link.slot()).is_some_and(|s| s.up);
         if up {
             return;
         }
@@ -502,10 +514,10 @@ impl Reactor {
         }
         let local = self.conn_ids.alloc();
         let now = self.now;
-        if let Some(slot) = self.bridges.get_mut(link.slot) {
+        if let Some(slot) = self.bridges.get_mut(link.slot()) {
             slot.up = true;
             slot.link.transport_up(now, local);
-            self.bridge_dirty.push(link.slot);
+            self.bridge_dirty.push(link.slot());
         }
         self.pump_bridges();
     }
@@ -523,7 +535,7 @@ impl Reactor {
     /// A bridge's remote connection is gone (read from `remove_conn`).
     pub(super) fn bridge_conn_closed(&mut self, link: BridgeLink, id: ConnId, reason: &str) {
         let now = self.now;
-        let Some(slot) = self.bridges.get_mut(link.slot) else {
+        let Some(slot) = self.bridges.get_mut(link.slot()) else {
             return;
         };
         if slot.remote == Some(id) {
@@ -532,18 +544,14 @@ impl Reactor {
         }
         if !link.closed_by_bridge {
             slot.link.transport_down(now, reason);
-            self.bridge_dirty.push(link.slot);
+            self.bridge_dirty.push(link.slot());
         }
         self.pump_bridges();
     }
 
     /// A bridge's remote connection failed with `why`; it is closed at the end of the turn.
     pub(super) fn bridge_conn_failed(&mut self, slot: usize, id: ConnId, why: &str) {
-        let link = BridgeLink {
-            slot,
-            closed_by_bridge: false,
-        };
-        self.bridge_conn_closed(link, id, why);
+        self.bridge_conn_closed(BridgeLink::new(slot), id, why);
     }
 
     /// An engine action for a bridge's local session. Returns the action when it is not one.
@@ -633,12 +641,12 @@ impl Reactor {
             let Some(link) = conn.bridge else {
                 return;
             };
-            if let Some(Link::Http(w)) = self.bridges.get_mut(link.slot).map(|s| &mut s.link) {
+            if let Some(Link::Http(w)) = self.bridges.get_mut(link.slot()).map(|s| &mut s.link) {
                 w.received(now, &mut conn.inbound);
                 if matches!(outcome, Ok(ReadOutcome::Eof)) {
                     w.end_of_stream(now);
                 }
-                self.bridge_dirty.push(link.slot);
+                self.bridge_dirty.push(link.slot());
             }
             self.pump_bridges();
             match outcome {
@@ -667,7 +675,7 @@ impl Reactor {
         self.conns
             .get(key)
             .and_then(|c| c.bridge)
-            .and_then(|l| self.bridges.get(l.slot))
+            .and_then(|l| self.bridges.get(l.slot()))
             .is_some_and(|s| s.link.is_http())
     }
 }

@@ -7,6 +7,7 @@
 
 use std::io;
 use std::mem;
+use std::num::NonZeroU32;
 use std::rc::Rc;
 
 use mio::Token;
@@ -62,7 +63,7 @@ pub(super) struct Conn {
     /// `None` until the engine names it; frames then decode as 3.1.1, which CONNECT ignores.
     pub(super) version: Option<ProtocolVersion>,
     /// `None` until the engine names it; the configured limit applies meanwhile.
-    pub(super) max_packet: Option<u32>,
+    pub(super) max_packet: Option<NonZeroU32>,
     pub(super) inbound: Vec<u8>,
     pub(super) outbound: Vec<u8>,
     pub(super) state: ConnState,
@@ -215,7 +216,7 @@ impl Reactor {
     fn max_packet(&self, conn: &Conn) -> usize {
         let limit = conn
             .max_packet
-            .unwrap_or_else(|| self.limits.packet_size_max());
+            .map_or_else(|| self.limits.packet_size_max(), NonZeroU32::get);
         usize::try_from(limit).unwrap_or(usize::MAX)
     }
 
@@ -403,7 +404,7 @@ impl Reactor {
                                 t.record(self.now, &event);
                             }
                             match conn.bridge {
-                                Some(link) => self.bridge_packet(link.slot, packet),
+                                Some(link) => self.bridge_packet(link.slot(), packet),
                                 None => self.feed(Input::Packet { conn: id, packet }),
                             }
                             continue;
@@ -470,7 +471,7 @@ impl Reactor {
         // A bridge learns the real cause (a refused connection, a certificate), not just
         // that its connection is gone.
         if let Some(link) = conn.bridge.as_mut() {
-            let slot = link.slot;
+            let slot = link.slot();
             let was_told = link.closed_by_bridge;
             link.closed_by_bridge = true;
             if !was_told {
@@ -485,6 +486,12 @@ impl Reactor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every connection carries one: the broker's memory per idle connection rests on it.
+    #[test]
+    fn a_connection_entry_stays_small() {
+        assert!(mem::size_of::<Conn>() <= 160, "{}", mem::size_of::<Conn>());
+    }
 
     const PINGREQ: [u8; 2] = [0xC0, 0x00];
 

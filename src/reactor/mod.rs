@@ -50,6 +50,7 @@ mod udp;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -633,7 +634,7 @@ impl Reactor {
             }
             Action::SetMaxPacketSize { conn, bytes } => {
                 if let Some(c) = self.conn_by_id(conn) {
-                    c.max_packet = Some(bytes);
+                    c.max_packet = NonZeroU32::new(bytes);
                 }
             }
             Action::Close { conn } => {

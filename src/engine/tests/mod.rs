@@ -208,3 +208,13 @@ fn connack(actions: &[Action], conn: u64) -> (bool, ReasonCode, Properties) {
         })
         .expect("a CONNACK")
 }
+
+/// Every connection carries one: the broker's memory per idle connection rests on it.
+#[test]
+fn a_connection_entry_stays_small() {
+    assert!(
+        size_of::<super::Conn>() <= 64,
+        "{}",
+        size_of::<super::Conn>()
+    );
+}

@@ -490,7 +490,7 @@ mod tests {
     /// Every connection carries one: the broker's memory per idle connection rests on it.
     #[test]
     fn a_connection_entry_stays_small() {
-        assert!(mem::size_of::<Conn>() <= 160, "{}", mem::size_of::<Conn>());
+        assert!(size_of::<Conn>() <= 160, "{}", size_of::<Conn>());
     }
 
     const PINGREQ: [u8; 2] = [0xC0, 0x00];

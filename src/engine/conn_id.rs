@@ -64,8 +64,8 @@ impl fmt::Display for ConnId {
 #[derive(Debug)]
 pub struct ConnIds {
     next_seq: u64,
-    /// The identity holding each slot; `None` when the slot is free.
-    holders: Vec<Option<ConnId>>,
+    /// The identity holding each slot, as its word; 0 (no identity is 0) when free.
+    holders: Vec<u64>,
     free: Vec<usize>,
 }
 
@@ -81,13 +81,17 @@ impl Default for ConnIds {
 
 impl ConnIds {
     pub fn alloc(&mut self) -> ConnId {
+        if self.next_seq & SEQ_MASK == 0 {
+            // Wrapped: 0 is no sequence number, so that no identity is the word 0.
+            self.next_seq += 1;
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         let slot = self.free.pop().unwrap_or(self.holders.len());
         let id = ConnId::new(seq, slot);
         match self.holders.get_mut(slot) {
-            Some(holder) => *holder = Some(id),
-            None => self.holders.push(Some(id)),
+            Some(holder) => *holder = id.0,
+            None => self.holders.push(id.0),
         }
         id
     }
@@ -96,8 +100,8 @@ impl ConnIds {
     /// identity holds, does nothing.
     pub fn release(&mut self, id: ConnId) {
         if let Some(holder) = self.holders.get_mut(id.slot()) {
-            if *holder == Some(id) {
-                *holder = None;
+            if *holder == id.0 {
+                *holder = 0;
                 self.free.push(id.slot());
             }
         }

@@ -342,7 +342,7 @@ impl Reactor {
             }
             Out::Bytes(bytes) => {
                 let remote = self.bridges.get(key).and_then(|s| s.remote);
-                if let Some(&conn_key) = remote.and_then(|r| self.by_id.get(&r)) {
+                if let Some(conn_key) = remote.and_then(|r| self.conn_key_of(r)) {
                     self.queue_bytes(conn_key, &bytes, false);
                 }
             }
@@ -390,7 +390,7 @@ impl Reactor {
     /// Closes a remote connection at the bridge's request: flushed, then removed.
     fn close_bridge_conn(&mut self, remote: ConnId) {
         let now = self.now;
-        let Some(&conn_key) = self.by_id.get(&remote) else {
+        let Some(conn_key) = self.conn_key_of(remote) else {
             return;
         };
         if let Some(conn) = self.conns.get_mut(conn_key) {
@@ -473,7 +473,8 @@ impl Reactor {
         conn.want_writable = true;
         conn.bridge = Some(BridgeLink::new(key));
         entry.insert(conn);
-        self.by_id.insert(id, conn_key);
+        self.by_id
+            .insert(id, u32::try_from(conn_key).unwrap_or(u32::MAX));
         if let Some(slot) = self.bridges.get_mut(key) {
             slot.remote = Some(id);
             slot.up = false;

@@ -79,7 +79,7 @@ impl Reactor {
     /// [`Reactor::queue_packet`] while faults are active: the rules decide whether the
     /// packet is written, when, how many times, and whether the connection closes after it.
     pub(super) fn queue_with_faults(&mut self, id: ConnId, packet: &Packet) {
-        let Some(conn) = self.by_id.get(&id).and_then(|&key| self.conns.get(key)) else {
+        let Some(conn) = self.conn_key_of(id).and_then(|key| self.conns.get(key)) else {
             return self.encode_packet(id, packet);
         };
         if conn.bridge.is_some() {
@@ -142,7 +142,7 @@ impl Reactor {
             (Some(t), None) | (None, Some(t)) => t,
             (Some(a), Some(b)) => a.max(b),
         };
-        let Some(conn) = self.by_id.get(&id).and_then(|&key| self.conns.get(key)) else {
+        let Some(conn) = self.conn_key_of(id).and_then(|key| self.conns.get(key)) else {
             return;
         };
         let mut bytes = Vec::new();
@@ -209,7 +209,7 @@ impl Reactor {
 
     /// Queues bytes whose delay is over as [`Reactor::encode_packet`] queues a packet.
     fn queue_released(&mut self, id: ConnId, bytes: &[u8], wait: bool) {
-        if let Some(&key) = self.by_id.get(&id) {
+        if let Some(key) = self.conn_key_of(id) {
             self.queue_bytes(key, bytes, wait);
         }
     }
@@ -218,7 +218,7 @@ impl Reactor {
     /// written; nothing queued for it later is written. The engine learns of the close as
     /// of any connection lost.
     fn cut(&mut self, id: ConnId) {
-        let Some(&key) = self.by_id.get(&id) else {
+        let Some(key) = self.conn_key_of(id) else {
             return;
         };
         self.faults.conns.entry(id).or_default().cut = true;

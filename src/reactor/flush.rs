@@ -30,7 +30,7 @@ impl Reactor {
 
     /// Encodes `packet` into the connection's outbound buffer.
     pub(super) fn encode_packet(&mut self, id: ConnId, packet: &Packet) {
-        let Some(&key) = self.by_id.get(&id) else {
+        let Some(key) = self.conn_key_of(id) else {
             log::debug!("{id}: packet for a connection that is gone");
             return;
         };

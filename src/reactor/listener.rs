@@ -413,7 +413,8 @@ impl Reactor {
         }
         conn.http = http;
         entry.insert(conn);
-        self.by_id.insert(id, key);
+        self.by_id
+            .insert(id, u32::try_from(key).unwrap_or(u32::MAX));
         if let Some(l) = self.listeners.get_mut(index) {
             l.active += 1;
         }

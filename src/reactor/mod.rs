@@ -118,7 +118,8 @@ pub struct Reactor {
     /// Connection tokens are `conn_base + slab key`, above every listener token.
     conn_base: usize,
     conns: Slab<Conn>,
-    by_id: ConnMap<usize>,
+    /// Each connection's key in `conns`.
+    by_id: ConnMap<u32>,
     conn_ids: ConnIds,
     engine: Engine,
     clock: Clock,
@@ -639,7 +640,7 @@ impl Reactor {
             }
             Action::Close { conn } => {
                 let now = self.now;
-                if let Some(&key) = self.by_id.get(&conn) {
+                if let Some(key) = self.conn_key_of(conn) {
                     if let Some(c) = self.conns.get_mut(key) {
                         c.start_closing(now, "closed by the broker");
                         c.inbound = Vec::new();
@@ -650,8 +651,13 @@ impl Reactor {
         }
     }
 
+    /// The key in `conns` of a connection the reactor holds.
+    fn conn_key_of(&self, id: ConnId) -> Option<usize> {
+        self.by_id.get(&id).map(|&key| key as usize)
+    }
+
     fn conn_by_id(&mut self, id: ConnId) -> Option<&mut Conn> {
-        let key = *self.by_id.get(&id)?;
+        let key = self.conn_key_of(id)?;
         self.conns.get_mut(key)
     }
 

@@ -240,10 +240,12 @@ fn delay_holds_packets_and_keeps_their_order() {
     let start = Instant::now();
     publisher.send(&publish(&topic, b"first", 0, 0, false, None));
     publisher.send(&publish(&topic, b"second", 0, 0, false, None));
-    // Only the first is delayed, but the second waits behind it.
+    // Only the first is delayed, but the second waits behind it. The broker counts the delay
+    // from its clock reading of the loop turn that took the PUBLISH, which may precede `start`
+    // by that turn's length: a few milliseconds are allowed for it.
     sub.expect(&publish(&topic, b"first", 0, 0, false, None));
     assert!(
-        start.elapsed() >= Duration::from_millis(400),
+        start.elapsed() >= Duration::from_millis(380),
         "arrived after {:?}",
         start.elapsed()
     );

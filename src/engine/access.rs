@@ -160,7 +160,7 @@ impl Engine {
                 ConnState::Active(key) => self.sessions.get(key).map(|s| (s, id, c)),
                 _ => None,
             })
-            .filter(|(s, _, _)| s.link.as_ref().is_some_and(|l| l.username.is_none()))
+            .filter(|(s, _, _)| s.link.is_some() && s.username().is_none())
             .map(|(_, id, c)| (id, c.listener))
             .collect();
         conns.sort_unstable();

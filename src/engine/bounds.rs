@@ -116,7 +116,7 @@ impl Bounds {
 
     /// A session's whole queue, as [`Self::queue_changed`] counts it.
     pub(super) fn session_queue_gone(&mut self, s: &Session) {
-        self.queue_changed(s.queue_len(), s.queued_bytes, false);
+        self.queue_changed(s.queue_len(), s.queued_bytes(), false);
     }
 }
 
@@ -214,7 +214,7 @@ impl Engine {
             .map(|(_, s)| {
                 (s.queue_len() as u64)
                     .saturating_mul(QUEUE_ENTRY_OVERHEAD)
-                    .saturating_add(s.queued_bytes)
+                    .saturating_add(s.queued_bytes())
             })
             .sum()
     }

@@ -65,7 +65,7 @@ impl Engine {
                 .conns
                 .get(&conn)
                 .map_or(ListenerId(0), |cs| cs.listener),
-            username: username.clone(),
+            username,
             mount: self.conns.get(&conn).and_then(|cs| cs.mount().cloned()),
             internal: self.conns.get(&conn).is_some_and(|cs| cs.internal),
         };
@@ -125,9 +125,8 @@ impl Engine {
         };
 
         let receive_max = c.properties.receive_maximum.unwrap_or(u16::MAX);
-        let mount = self.conns.get(&conn).and_then(|cs| cs.mount().cloned());
         let mut will = c.will;
-        if let (Some(w), Some(m)) = (will.as_mut(), mount.as_ref()) {
+        if let (Some(w), Some(m)) = (will.as_mut(), principal.mount.as_ref()) {
             w.topic = format!("{m}{}", w.topic);
         }
         let link = Link {
@@ -140,17 +139,8 @@ impl Engine {
             } else {
                 0
             },
-            aliases_out: Default::default(),
-            aliases_in: vec![
-                None;
-                if v5 {
-                    usize::from(self.limits.max_topic_alias)
-                } else {
-                    0
-                }
-            ],
-            mount,
-            username,
+            alias_in_max: if v5 { self.limits.max_topic_alias } else { 0 },
+            aliases: None,
         };
         {
             let s = &mut self.sessions[key];
@@ -160,12 +150,12 @@ impl Engine {
             s.access = access;
             s.principal = Some(principal);
             // [MQTT-3.1.3-9] a new connection before the will delay passes cancels the will.
-            s.will_due = None;
             s.will = will.map(|w| {
                 let delay_secs = w.properties.will_delay_interval.unwrap_or(0);
                 Box::new(PendingWill {
                     will: w,
                     delay_secs,
+                    due: None,
                 })
             });
         }
@@ -221,9 +211,7 @@ impl Engine {
                 None => String::new(),
             };
             let user = self.sessions[key]
-                .link
-                .as_ref()
-                .and_then(|l| l.username.as_deref())
+                .username()
                 .map(|u| format!(", user {u:?}"))
                 .unwrap_or_default();
             log::log!(
@@ -244,10 +232,7 @@ impl Engine {
         );
         let internal = self.conns.get(&conn).is_some_and(|c| c.internal);
         if let (Some(notices), false) = (self.notices.as_mut(), internal) {
-            let username = self.sessions[key]
-                .link
-                .as_ref()
-                .and_then(|l| l.username.clone());
+            let username = self.sessions[key].username().cloned();
             notices.push(crate::engine::event::Notice::Connected {
                 client_id: client_id.clone(),
                 peer: peer.clone(),
@@ -283,7 +268,6 @@ impl Engine {
         self.next_uid += 1;
         let key = self.sessions.insert(Session::new(uid, client_id.clone()));
         self.by_client_id.insert(client_id, key);
-        self.by_uid.insert(uid, key);
         key
     }
 
@@ -324,7 +308,10 @@ impl Engine {
         let Some(conn) = self.sessions[key].link.as_ref().map(|l| l.conn) else {
             return;
         };
-        let ids: Vec<(u16, OutState)> = self.sessions[key]
+        let Some(flows) = self.sessions[key].flows() else {
+            return;
+        };
+        let ids: Vec<(u16, OutState)> = flows
             .inflight
             .iter()
             .map(|(id, f)| (*id, f.state))
@@ -333,9 +320,15 @@ impl Engine {
             match state {
                 OutState::AwaitPubComp => self.send(conn, Packet::PubRel(Self::ack(id))),
                 OutState::AwaitPubAck | OutState::AwaitPubRec => {
-                    let d = self.sessions[key].inflight[&id].delivery.clone();
+                    let Some(d) = self.sessions[key]
+                        .flows()
+                        .and_then(|f| f.inflight.get(&id))
+                        .map(|f| f.delivery.clone())
+                    else {
+                        continue;
+                    };
                     if !self.send_publish(key, conn, id, &d, true) {
-                        self.sessions[key].inflight.remove(&id);
+                        self.sessions[key].flows_mut().inflight.remove(&id);
                         self.record_for(key, |client_id| Change::InflightReleased {
                             client_id,
                             packet_id: id,

@@ -99,7 +99,7 @@ impl Engine {
             return;
         }
         if let Some(conn) = online {
-            if s.queue_len() == 0 && s.inflight.len() < self.window(key) {
+            if s.queue_len() == 0 && s.inflight_len() < self.window(key) {
                 self.send_new(key, conn, d);
                 return;
             }
@@ -118,7 +118,7 @@ impl Engine {
         let s = &mut self.sessions[key];
         let size = d.msg.size();
         if (max_msgs > 0 && s.queue_len() >= max_msgs)
-            || (max_bytes > 0 && s.queued_bytes + size > max_bytes)
+            || (max_bytes > 0 && s.queued_bytes() + size > max_bytes)
         {
             self.stats.publish_dropped += 1;
             log::debug!(
@@ -128,25 +128,28 @@ impl Engine {
             );
             return;
         }
-        s.queued_bytes += size;
         self.bounds.queued(size);
         if !s.durable {
-            s.queue.push_back(d);
+            let f = s.flows_mut();
+            f.queued_bytes += size;
+            f.queue.push_back(d);
             return;
         }
         d.seq = s.next_seq;
         s.next_seq += 1;
+        let online = s.is_online();
+        let client_id = s.client_id.clone();
+        let f = s.flows_mut();
+        f.queued_bytes += size;
         // An offline session's queue, and whatever follows a full head in memory, stays in
         // the store only.
-        let in_store_only =
-            !s.is_online() || s.stored_only > 0 || s.queue.len() >= QUEUE_MEMORY_MAX;
+        let in_store_only = !online || f.stored_only > 0 || f.queue.len() >= QUEUE_MEMORY_MAX;
         if in_store_only {
-            if s.stored_only == 0 {
-                s.next_load_seq = d.seq;
+            if f.stored_only == 0 {
+                f.next_load_seq = d.seq;
             }
-            s.stored_only += 1;
+            f.stored_only += 1;
         }
-        let client_id = s.client_id.clone();
         let seq = d.seq;
         if in_store_only {
             self.journal.record(|| Change::Queued {
@@ -156,7 +159,7 @@ impl Engine {
             });
         } else {
             let delivery = d.clone();
-            s.queue.push_back(d);
+            f.queue.push_back(d);
             self.journal.record(|| Change::Queued {
                 client_id,
                 seq,
@@ -172,10 +175,13 @@ impl Engine {
         if !s.durable {
             return;
         }
-        if let Some(front) = s.queue.front() {
-            s.next_load_seq = front.seq;
-            s.stored_only += s.queue.len();
-            s.queue = VecDeque::new();
+        let Some(f) = s.existing_flows_mut() else {
+            return;
+        };
+        if let Some(front) = f.queue.front() {
+            f.next_load_seq = front.seq;
+            f.stored_only += f.queue.len();
+            f.queue = VecDeque::new();
         }
     }
 
@@ -185,29 +191,32 @@ impl Engine {
         let Some(&key) = self.by_client_id.get(client_id) else {
             return;
         };
-        let s = &mut self.sessions[key];
-        if !s.loading {
+        // A load is asked for only by a session with flows.
+        let Some(f) = self.sessions[key].existing_flows_mut() else {
+            return;
+        };
+        if !f.loading {
             return;
         }
-        s.loading = false;
+        f.loading = false;
         let n = entries.len();
         for (seq, mut d) in entries {
-            if seq < s.next_load_seq {
+            if seq < f.next_load_seq {
                 continue;
             }
             d.seq = seq;
-            s.next_load_seq = seq + 1;
-            s.stored_only = s.stored_only.saturating_sub(1);
-            s.queue.push_back(d);
+            f.next_load_seq = seq + 1;
+            f.stored_only = f.stored_only.saturating_sub(1);
+            f.queue.push_back(d);
         }
-        if n < QUEUE_LOAD_BATCH && s.stored_only > 0 {
+        if n < QUEUE_LOAD_BATCH && f.stored_only > 0 {
             log::warn!(
                 "session {client_id}: {} queued messages missing from the store",
-                s.stored_only
+                f.stored_only
             );
             // Their bytes stay in `queued_bytes` (unknown) until the session ends.
-            self.bounds.queue_changed(s.stored_only, 0, false);
-            s.stored_only = 0;
+            self.bounds.queue_changed(f.stored_only, 0, false);
+            f.stored_only = 0;
         }
         self.pump(key);
     }
@@ -258,7 +267,9 @@ impl Engine {
                 delivery,
             });
         }
-        s.inflight.insert(id, Inflight { delivery: d, state });
+        s.flows_mut()
+            .inflight
+            .insert(id, Inflight { delivery: d, state });
     }
 
     /// Encodes one PUBLISH for the session's client. Returns false when nothing was sent: the
@@ -276,12 +287,15 @@ impl Engine {
         if d.msg.is_expired(now) {
             return false;
         }
-        let Some(link) = self.sessions.get(key).and_then(|s| s.link.as_ref()) else {
+        let Some(s) = self.sessions.get(key) else {
+            return false;
+        };
+        let Some(link) = s.link.as_ref() else {
             return false;
         };
         let v5 = link.version.is_v5();
         let mut properties = Properties::default();
-        let mut topic = match link.mount.as_deref() {
+        let mut topic = match s.mount().map(|m| &**m) {
             // The client sees its topics without its listener's mount point.
             Some(m) => d
                 .msg
@@ -296,11 +310,11 @@ impl Engine {
             properties.message_expiry_interval = d.msg.remaining_expiry_secs(now);
             properties.subscription_identifiers.clone_from(&d.sub_ids);
             if link.alias_max > 0 {
-                if let Some(&a) = link.aliases_out.get(&d.msg.topic) {
+                if let Some(a) = link.alias_out(&d.msg.topic) {
                     properties.topic_alias = Some(a);
                     topic = Rc::from("");
-                } else if link.aliases_out.len() < usize::from(link.alias_max) {
-                    let a = link.aliases_out.len() as u16 + 1;
+                } else if link.aliases_out_len() < usize::from(link.alias_max) {
+                    let a = link.aliases_out_len() as u16 + 1;
                     properties.topic_alias = Some(a);
                     new_alias = Some(a);
                 }
@@ -325,7 +339,7 @@ impl Engine {
         }
         if let Some(a) = new_alias {
             if let Some(l) = self.sessions[key].link.as_mut() {
-                l.aliases_out.insert(d.msg.topic.clone(), a);
+                l.aliases_mut().out.insert(d.msg.topic.clone(), a);
             }
         }
         self.send(conn, packet);
@@ -341,26 +355,30 @@ impl Engine {
             let Some(conn) = s.link.as_ref().map(|l| l.conn) else {
                 return;
             };
-            if s.inflight.len() >= self.window(key) {
+            if s.inflight_len() >= self.window(key) {
                 return;
             }
             let s = &mut self.sessions[key];
-            if s.queue.is_empty() {
-                if s.stored_only > 0 && !s.loading {
-                    s.loading = true;
+            // Without flows nothing is queued.
+            let Some(f) = s.existing_flows_mut() else {
+                return;
+            };
+            if f.queue.is_empty() {
+                if f.stored_only > 0 && !f.loading {
+                    f.loading = true;
+                    let from_seq = f.next_load_seq;
                     self.queue_loads.push(QueueLoad {
                         client_id: s.client_id.clone(),
-                        from_seq: s.next_load_seq,
+                        from_seq,
                         max: QUEUE_LOAD_BATCH,
                     });
                 }
                 return;
             }
-            let s = &mut self.sessions[key];
-            let Some(d) = s.queue.pop_front() else {
+            let Some(d) = f.queue.pop_front() else {
                 return;
             };
-            s.queued_bytes = s.queued_bytes.saturating_sub(d.msg.size());
+            f.queued_bytes = f.queued_bytes.saturating_sub(d.msg.size());
             self.bounds.dequeued(d.msg.size());
             if s.durable {
                 let client_id = s.client_id.clone();
@@ -382,7 +400,11 @@ impl Engine {
 
     pub(super) fn on_pubrec(&mut self, conn: ConnId, key: SessionKey, a: Ack) {
         let s = &mut self.sessions[key];
-        match s.inflight.get_mut(&a.packet_id) {
+        let durable = s.durable;
+        let flow = s
+            .existing_flows_mut()
+            .and_then(|flows| flows.inflight.get_mut(&a.packet_id));
+        match flow {
             Some(f) if f.state == OutState::AwaitPubRec => {
                 if a.reason.is_error() {
                     // [MQTT-4.3.3-?] a failed PUBREC ends the flow.
@@ -390,9 +412,9 @@ impl Engine {
                     return;
                 }
                 f.state = OutState::AwaitPubComp;
-                if s.durable {
-                    let client_id = s.client_id.clone();
+                if durable {
                     let delivery = f.delivery.clone();
+                    let client_id = self.sessions[key].client_id.clone();
                     self.journal.record(|| Change::InflightSaved {
                         client_id,
                         packet_id: a.packet_id,
@@ -419,12 +441,15 @@ impl Engine {
 
     /// Ends an outbound flow that is in `expected` state, then refills the window.
     fn complete(&mut self, key: SessionKey, packet_id: u16, expected: OutState) {
-        let s = &mut self.sessions[key];
-        if s.inflight
+        let Some(flows) = self.sessions[key].existing_flows_mut() else {
+            return;
+        };
+        if flows
+            .inflight
             .get(&packet_id)
             .is_some_and(|f| f.state == expected)
         {
-            s.inflight.remove(&packet_id);
+            flows.inflight.remove(&packet_id);
             self.record_for(key, |client_id| Change::InflightReleased {
                 client_id,
                 packet_id,

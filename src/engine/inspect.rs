@@ -114,11 +114,11 @@ impl Engine {
             gateway: c.gateway,
             version: link.version,
             peer: c.peer.clone(),
-            username: link.username.clone(),
+            username: s.username().cloned(),
             keep_alive_secs: u64::from(c.keep_alive_ms / 1000),
             session_expiry: s.expiry_secs,
-            inflight: s.inflight.len(),
-            queued: s.queue.len() + s.stored_only,
+            inflight: s.inflight_len(),
+            queued: s.queue_len(),
             subscriptions: s.subscriptions.len(),
         })
     }
@@ -149,9 +149,9 @@ impl Engine {
             conn,
             expiry: s.expiry_secs,
             expires_in_secs,
-            inflight: s.inflight.len(),
-            queued: s.queue.len() + s.stored_only,
-            queued_bytes: s.queued_bytes,
+            inflight: s.inflight_len(),
+            queued: s.queue_len(),
+            queued_bytes: s.queued_bytes(),
             subscriptions: s.subscriptions.len(),
         }
     }

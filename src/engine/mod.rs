@@ -63,7 +63,7 @@ use event::{Action, ConnId, Input, ListenerId, Traffic};
 use limits::Limits;
 use retained::Retained;
 use session::Session;
-use timers::{TimerKey, Timers};
+use timers::{SessionSlot, TimerKey, Timers};
 use topic_tree::{Match, SessionKey, TopicTree};
 
 /// The largest step of the virtual clock one request may ask for: a day.
@@ -144,7 +144,6 @@ pub struct Engine {
     active_conns: usize,
     sessions: Slab<Session>,
     by_client_id: BTreeMap<Rc<str>, SessionKey>,
-    by_uid: BTreeMap<u64, SessionKey>,
     next_uid: u64,
     tree: TopicTree,
     retained: Retained,
@@ -186,7 +185,6 @@ impl Engine {
             active_conns: 0,
             sessions: Slab::new(),
             by_client_id: BTreeMap::new(),
-            by_uid: BTreeMap::new(),
             next_uid: 1,
             tree: TopicTree::default(),
             retained: Retained::default(),
@@ -559,8 +557,8 @@ impl Engine {
                     }
                 }
                 TimerKey::KeepAlive(conn) => self.check_keep_alive(conn),
-                TimerKey::SessionExpiry { uid } => self.check_session_expiry(uid),
-                TimerKey::WillDelay { uid } => self.check_will_delay(uid),
+                TimerKey::SessionExpiry { uid, key } => self.check_session_expiry(uid, key),
+                TimerKey::WillDelay { uid, key } => self.check_will_delay(uid, key),
                 TimerKey::Sys => self.sys_tick(),
             }
         }
@@ -584,6 +582,12 @@ impl Engine {
                 Some(ReasonCode::KeepAliveTimeout),
             );
         } else {
+            if let ConnState::Active(key) = c.state {
+                // A quiet point: flows left empty by the last messages give their memory back.
+                if let Some(s) = self.sessions.get_mut(key) {
+                    s.trim_flows();
+                }
+            }
             self.timers.arm(due, TimerKey::KeepAlive(conn));
         }
     }
@@ -668,16 +672,17 @@ impl Engine {
         }
         s.link = None;
         let uid = s.uid;
+        let slot = SessionSlot::new(key);
         let expiry = s.expiry_secs;
-        if let Some(w) = s.will.as_ref() {
+        if let Some(w) = s.will.as_mut() {
             // [MQTT-3.1.3-9] the will waits for its delay or the end of the session.
             if w.delay_secs == 0 || expiry == 0 {
                 self.publish_will(key);
             } else {
                 let delay = w.delay_secs.min(expiry);
                 let at = self.now.saturating_add_secs(u64::from(delay));
-                self.sessions[key].will_due = Some(at);
-                self.timers.arm(at, TimerKey::WillDelay { uid });
+                w.due = Some(at);
+                self.timers.arm(at, TimerKey::WillDelay { uid, key: slot });
             }
         }
         if expiry == 0 {
@@ -685,40 +690,47 @@ impl Engine {
             return;
         }
         self.page_out(key);
+        // Offline with nothing queued or owed: the flows are not needed until the next
+        // message.
+        self.sessions[key].trim_flows();
         if expiry != session::EXPIRY_NEVER {
             let at = self.now.saturating_add_secs(u64::from(expiry));
             self.sessions[key].expires_at = Some(at);
-            self.timers.arm(at, TimerKey::SessionExpiry { uid });
+            self.timers
+                .arm(at, TimerKey::SessionExpiry { uid, key: slot });
         }
         self.save_session(key);
     }
 
-    fn check_session_expiry(&mut self, uid: u64) {
-        let Some(&key) = self.by_uid.get(&uid) else {
+    /// The session a session timer names, if it still exists.
+    fn timer_session(&self, uid: u64, slot: SessionSlot) -> Option<&Session> {
+        self.sessions.get(slot.key()).filter(|s| s.uid == uid)
+    }
+
+    fn check_session_expiry(&mut self, uid: u64, slot: SessionSlot) {
+        let Some(s) = self.timer_session(uid, slot) else {
             return;
         };
-        let s = &self.sessions[key];
         if s.link.is_none() && s.expires_at.is_some_and(|at| at <= self.now) {
             log::debug!("session {} expired", s.client_id);
-            self.end_session(key);
+            self.end_session(slot.key());
         }
     }
 
-    fn check_will_delay(&mut self, uid: u64) {
-        let Some(&key) = self.by_uid.get(&uid) else {
+    fn check_will_delay(&mut self, uid: u64, slot: SessionSlot) {
+        let Some(s) = self.timer_session(uid, slot) else {
             return;
         };
-        let s = &self.sessions[key];
-        if s.link.is_none() && s.will_due.is_some_and(|at| at <= self.now) {
-            self.publish_will(key);
-            self.save_session(key);
+        let due = s.will.as_ref().and_then(|w| w.due);
+        if s.link.is_none() && due.is_some_and(|at| at <= self.now) {
+            self.publish_will(slot.key());
+            self.save_session(slot.key());
         }
     }
 
     /// Publishes the session's will, if it has one, and forgets it.
     fn publish_will(&mut self, key: SessionKey) {
         let s = &mut self.sessions[key];
-        s.will_due = None;
         let Some(w) = s.will.take() else {
             return;
         };
@@ -753,7 +765,11 @@ impl Engine {
     /// Ends a session: a pending will goes out now, subscriptions leave the tree, and the
     /// session is forgotten.
     fn end_session(&mut self, key: SessionKey) {
-        if self.sessions[key].will_due.is_some() {
+        if self.sessions[key]
+            .will
+            .as_ref()
+            .is_some_and(|w| w.due.is_some())
+        {
             self.publish_will(key);
         }
         let s = self.sessions.remove(key);
@@ -763,7 +779,6 @@ impl Engine {
             self.tree.remove(plain, group, key);
         }
         self.by_client_id.remove(&s.client_id);
-        self.by_uid.remove(&s.uid);
         if s.durable {
             self.journal.record(|| Change::SessionDeleted {
                 client_id: s.client_id.clone(),

@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use super::durable::{Change, Snapshot, StoredSession};
 use super::session::{Inflight, PendingWill, EXPIRY_NEVER};
-use super::timers::TimerKey;
+use super::timers::{SessionSlot, TimerKey};
 use super::topic_tree::SessionKey;
 use super::{split_group, Engine};
 use crate::clock::Millis;
@@ -109,6 +109,7 @@ impl Engine {
             None if expiry == EXPIRY_NEVER => None,
             None => Some(now.saturating_add_secs(u64::from(expiry))),
         };
+        let mut will_due = None;
         if let Some(w) = record.will {
             let due = w
                 .due
@@ -116,25 +117,36 @@ impl Engine {
             s.will = Some(Box::new(PendingWill {
                 will: w.will,
                 delay_secs: w.delay_secs,
+                due: Some(due),
             }));
-            s.will_due = Some(due);
+            will_due = Some(due);
         }
         let q = stored.queue;
-        s.stored_only = q.len;
-        s.queued_bytes = q.bytes;
         self.bounds.queue_changed(q.len, q.bytes, true);
-        s.next_load_seq = q.first_seq;
         s.next_seq = q.end_seq.max(1);
         let expired = q.expired;
-        for (packet_id, state, delivery) in stored.inflight {
-            s.inflight.insert(packet_id, Inflight { delivery, state });
+        // Flows only for a session that has something in them.
+        let owes = q.len > 0
+            || q.bytes > 0
+            || !stored.inflight.is_empty()
+            || !stored.incoming_qos2.is_empty();
+        if owes {
+            let f = s.flows_mut();
+            f.stored_only = q.len;
+            f.queued_bytes = q.bytes;
+            f.next_load_seq = q.first_seq;
+            for (packet_id, state, delivery) in stored.inflight {
+                f.inflight.insert(packet_id, Inflight { delivery, state });
+            }
+            f.incoming_qos2.extend(stored.incoming_qos2);
         }
-        s.incoming_qos2.extend(stored.incoming_qos2);
+        let slot = SessionSlot::new(key);
         if let Some(at) = s.expires_at {
-            self.timers.arm(at, TimerKey::SessionExpiry { uid });
+            self.timers
+                .arm(at, TimerKey::SessionExpiry { uid, key: slot });
         }
-        if let Some(at) = s.will_due {
-            self.timers.arm(at, TimerKey::WillDelay { uid });
+        if let Some(at) = will_due {
+            self.timers.arm(at, TimerKey::WillDelay { uid, key: slot });
         }
         for seq in expired {
             let client_id = client_id.clone();

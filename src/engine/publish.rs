@@ -20,8 +20,9 @@ impl Engine {
             Ok(t) => t,
             Err((reason, clause)) => return self.violation(conn, reason, "PUBLISH", clause),
         };
-        let topic = match self.sessions[key].link.as_ref() {
-            Some(l) if l.mount.is_some() => l.mounted(&topic),
+        let s = &self.sessions[key];
+        let topic = match s.mount() {
+            Some(_) if s.link.is_some() => s.mounted(&topic),
             _ => topic,
         };
         if !self.topic_within_bounds(&topic) {
@@ -61,12 +62,12 @@ impl Engine {
             );
         }
         let id = p.packet_id;
-        if p.qos == QoS::ExactlyOnce && self.sessions[key].incoming_qos2.contains(&id) {
+        if p.qos == QoS::ExactlyOnce && self.sessions[key].awaits_pubrel(id) {
             // A resend before PUBREL: acknowledge again, deliver nothing [MQTT-4.3.3-10].
             return self.send(conn, Packet::PubRec(Self::ack(id)));
         }
         if p.qos == QoS::ExactlyOnce
-            && self.sessions[key].incoming_qos2.len() >= usize::from(self.server_receive_max())
+            && self.sessions[key].incoming_qos2_len() >= usize::from(self.server_receive_max())
         {
             // [MQTT-3.3.4-9] more unacknowledged QoS 2 than the Receive Maximum.
             let r = ReasonCode::ReceiveMaximumExceeded;
@@ -184,7 +185,7 @@ impl Engine {
             QoS::AtLeastOnce => self.send(conn, Packet::PubAck(ack)),
             QoS::ExactlyOnce => {
                 if !r.is_error() {
-                    self.sessions[key].incoming_qos2.insert(id);
+                    self.sessions[key].flows_mut().incoming_qos2.insert(id);
                     self.record_for(key, |client_id| Change::IncomingQos2 {
                         client_id,
                         packet_id: id,
@@ -212,23 +213,23 @@ impl Engine {
         let Some(link) = self.sessions[key].link.as_mut() else {
             return Err((ReasonCode::ProtocolError, "no link"));
         };
-        let slot = usize::from(alias).wrapping_sub(1);
-        let Some(entry) = link.aliases_in.get_mut(slot) else {
+        if alias == 0 || alias > link.alias_in_max {
             // [MQTT-3.3.2-9] 0 or above the Topic Alias Maximum.
             return Err((ReasonCode::TopicAliasInvalid, "MQTT-3.3.2-9"));
-        };
+        }
         if p.topic.is_empty() {
-            entry
-                .clone()
+            link.alias_in(alias)
                 .ok_or((ReasonCode::ProtocolError, "MQTT-3.3.2-12"))
         } else {
-            *entry = Some(p.topic.clone());
+            link.aliases_mut().set_in(alias, p.topic.clone());
             Ok(p.topic.clone())
         }
     }
 
     pub(super) fn on_pubrel(&mut self, conn: ConnId, key: SessionKey, a: Ack) {
-        let found = self.sessions[key].incoming_qos2.remove(&a.packet_id);
+        let found = self.sessions[key]
+            .existing_flows_mut()
+            .is_some_and(|f| f.incoming_qos2.remove(&a.packet_id));
         if found {
             self.record_for(key, |client_id| Change::IncomingQos2 {
                 client_id,

@@ -24,10 +24,8 @@ impl Engine {
         }
         let identifier = ids.first().copied();
         let bridge = self.conns.get(&conn).is_some_and(|c| c.bridge);
-        let mount = self.sessions[key]
-            .link
-            .as_ref()
-            .and_then(|l| l.mount.clone());
+        let s = &self.sessions[key];
+        let mount = s.link.as_ref().and(s.mount()).cloned();
         let mut reasons = Vec::with_capacity(sub.filters.len());
         let mut retained: Vec<(Rc<Message>, Subscription)> = Vec::new();
         // Filters refused for `max_topic_levels` and for `max_subscriptions`.
@@ -157,10 +155,8 @@ impl Engine {
 
     pub(super) fn on_unsubscribe(&mut self, conn: ConnId, key: SessionKey, u: Unsubscribe) {
         let mut reasons = Vec::with_capacity(u.filters.len());
-        let mount = self.sessions[key]
-            .link
-            .as_ref()
-            .and_then(|l| l.mount.clone());
+        let s = &self.sessions[key];
+        let mount = s.link.as_ref().and(s.mount()).cloned();
         for filter in &u.filters {
             let stored = match parse_filter(filter) {
                 Some(parsed) => mounted_filter(mount.as_deref(), filter, parsed),

@@ -10,10 +10,30 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::event::ConnId;
+use super::topic_tree::SessionKey;
 use crate::clock::Millis;
 
-/// What a timer is for. Session keys carry the session's unique id so that a timer armed for
-/// one session never acts on another that reused its slot.
+/// A session's slot in the session table, as a timer holds it: 32 bits keep a timer at 16
+/// bytes. A slot beyond them (four billion sessions at once) is held as `u32::MAX`: the
+/// session's timers then do nothing, the id check keeping them from acting on another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SessionSlot(u32);
+
+impl SessionSlot {
+    pub fn new(key: SessionKey) -> Self {
+        Self(u32::try_from(key).unwrap_or(u32::MAX))
+    }
+
+    /// The session key the slot names.
+    pub fn key(self) -> SessionKey {
+        self.0 as SessionKey
+    }
+}
+
+/// What a timer is for. Session timers carry the session's slot in the session table, to
+/// find it, and its unique id, so that a timer armed for one session never acts on another
+/// that reused its slot. The id comes first: timers due at the same time fire in the order
+/// of the sessions' creation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TimerKey {
     /// A connection must send CONNECT within a bounded time.
@@ -21,9 +41,9 @@ pub enum TimerKey {
     /// Keep alive: 1.5 times the keep alive without a packet closes the connection.
     KeepAlive(ConnId),
     /// A disconnected session ends when its expiry interval has passed.
-    SessionExpiry { uid: u64 },
+    SessionExpiry { uid: u64, key: SessionSlot },
     /// A will message with a will delay interval is due.
-    WillDelay { uid: u64 },
+    WillDelay { uid: u64, key: SessionSlot },
     /// `$SYS` topics are published.
     Sys,
 }
@@ -97,12 +117,20 @@ impl Timers {
 mod tests {
     use super::*;
 
+    /// Every armed timer is one heap entry: a session timer stays as small as the others.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_timer_key_is_sixteen_bytes() {
+        assert_eq!(size_of::<TimerKey>(), 16);
+    }
+
     #[test]
     fn pops_in_deadline_order_and_only_when_due() {
         let mut t = Timers::default();
         t.arm(Millis(30), TimerKey::Sys);
         t.arm(Millis(10), TimerKey::KeepAlive(ConnId(1)));
-        t.arm(Millis(20), TimerKey::SessionExpiry { uid: 4 });
+        let key = SessionSlot::new(2);
+        t.arm(Millis(20), TimerKey::SessionExpiry { uid: 4, key });
         assert_eq!(t.next_deadline(), Some(Millis(10)));
         let mut due = Vec::new();
         t.due(Millis(25), &mut due);
@@ -110,7 +138,7 @@ mod tests {
             due,
             [
                 TimerKey::KeepAlive(ConnId(1)),
-                TimerKey::SessionExpiry { uid: 4 }
+                TimerKey::SessionExpiry { uid: 4, key }
             ]
         );
         assert_eq!(due[0].name(), "keep_alive");
@@ -119,7 +147,7 @@ mod tests {
         assert_eq!(t.pop_due(Millis(25)), Some(TimerKey::KeepAlive(ConnId(1))));
         assert_eq!(
             t.pop_due(Millis(25)),
-            Some(TimerKey::SessionExpiry { uid: 4 })
+            Some(TimerKey::SessionExpiry { uid: 4, key })
         );
         assert_eq!(t.pop_due(Millis(25)), None);
         assert_eq!(t.len(), 1);

@@ -288,3 +288,80 @@ fn certificate_identity_admits_a_client_when_anonymous_is_off() {
     );
     assert_eq!(connack(&a, 2).1, ReasonCode::Success);
 }
+
+#[test]
+fn flows_are_made_at_the_first_message_and_dropped_at_a_quiet_point() {
+    let mut h = Harness::new();
+    let mut c = connect("sub", ProtocolVersion::V311, true);
+    c.keep_alive = 10;
+    h.connect_with(1, c);
+    h.subscribe(1, "t", QoS::AtLeastOnce);
+    h.connect(2, "pub", ProtocolVersion::V311, true);
+    let key = h.engine.by_client_id["sub"];
+    assert!(h.engine.sessions[key].flows().is_none(), "idle: no flows");
+    let a = h.publish(2, "t", b"1", QoS::AtLeastOnce, 1);
+    assert_eq!(publishes(&a, 1)[0].packet_id, 1);
+    assert_eq!(h.engine.sessions[key].inflight_len(), 1);
+    h.packet(1, Packet::PubAck(ack(1)));
+    assert!(
+        h.engine.sessions[key].flows().is_some(),
+        "kept between messages"
+    );
+    h.advance_to(5_000);
+    h.packet(1, Packet::PingReq);
+    // The keep alive check at 15 s finds the client alive and its flows empty.
+    h.advance_to(15_000);
+    assert!(h.engine.sessions[key].flows().is_none());
+    let a = h.publish(2, "t", b"2", QoS::AtLeastOnce, 2);
+    assert_eq!(publishes(&a, 1)[0].packet_id, 2, "packet ids go on");
+    assert_eq!(h.engine.sessions[key].inflight_len(), 1);
+}
+
+#[test]
+fn inbound_aliases_are_made_at_first_use_within_the_maximum_announced() {
+    let mut h = Harness::new();
+    h.connect(1, "sub", ProtocolVersion::V311, true);
+    h.subscribe(1, "a/#", QoS::AtMostOnce);
+    h.connect(2, "old", ProtocolVersion::V5, true);
+    let now = h.now;
+    let limits = Limits {
+        max_topic_alias: 20,
+        ..Limits::default()
+    };
+    h.engine.set_limits(now, limits);
+    // A raised maximum applies to later connections: this one keeps the 10 it was told.
+    let mut p = publish("a/b", b"1", QoS::AtMostOnce, 0, false);
+    p.properties.topic_alias = Some(11);
+    let a = h.packet(2, Packet::Publish(p));
+    let invalid = |a: &[Action], conn| {
+        let reason = ReasonCode::TopicAliasInvalid;
+        matches!(sent(a, conn)[0], Packet::Disconnect(d) if d.reason == reason)
+    };
+    assert!(invalid(&a, 2));
+    h.connect(3, "new", ProtocolVersion::V5, true);
+    let key = h.engine.by_client_id["new"];
+    let aliases = |h: &Harness| {
+        let link = h.engine.sessions[key].link.as_ref();
+        link.is_some_and(|l| l.aliases.is_some())
+    };
+    assert!(!aliases(&h), "no alias used yet");
+    let mut p = publish("a/b", b"2", QoS::AtMostOnce, 0, false);
+    p.properties.topic_alias = Some(20);
+    h.packet(3, Packet::Publish(p));
+    assert!(aliases(&h));
+    let mut p = publish("", b"3", QoS::AtMostOnce, 0, false);
+    p.properties.topic_alias = Some(20);
+    let a = h.packet(3, Packet::Publish(p));
+    assert_eq!(&*publishes(&a, 1)[0].topic, "a/b");
+    let mut p = publish("a/c", b"4", QoS::AtMostOnce, 0, false);
+    p.properties.topic_alias = Some(21);
+    assert!(invalid(&h.packet(3, Packet::Publish(p)), 3));
+    // An alias used before any was set is a protocol error, tables or not.
+    h.connect(4, "fresh", ProtocolVersion::V5, true);
+    let mut p = publish("", b"5", QoS::AtMostOnce, 0, false);
+    p.properties.topic_alias = Some(1);
+    let a = h.packet(4, Packet::Publish(p));
+    assert!(
+        matches!(sent(&a, 4)[0], Packet::Disconnect(d) if d.reason == ReasonCode::ProtocolError)
+    );
+}

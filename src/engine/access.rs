@@ -157,7 +157,7 @@ impl Engine {
             .iter()
             .filter(|(_, c)| !c.internal && c.identity().is_none())
             .filter_map(|(id, c)| match c.state {
-                ConnState::Active(key) => self.sessions.get(key).map(|s| (s, id, c)),
+                ConnState::Active(key) => self.sessions.get(key.key()).map(|s| (s, id, c)),
                 _ => None,
             })
             .filter(|(s, _, _)| s.link.is_some() && s.username().is_none())

@@ -7,7 +7,7 @@ use super::access::Principal;
 use super::durable::Change;
 use super::event::{Action, ConnId, ListenerId};
 use super::session::{Link, OutState, PendingWill, Session, EXPIRY_NEVER};
-use super::timers::TimerKey;
+use super::timers::{SessionSlot, TimerKey};
 use super::{ConnState, Engine};
 use crate::codec::mqtt::{ConnAck, Connect, Packet, Properties, ProtocolVersion, QoS, ReasonCode};
 
@@ -163,7 +163,7 @@ impl Engine {
 
         if let Some(cs) = self.conns.get_mut(&conn) {
             let newly = !matches!(cs.state, ConnState::Active(_));
-            cs.state = ConnState::Active(key);
+            cs.state = ConnState::Active(SessionSlot::new(key));
             cs.keep_alive_ms = u32::from(keep_alive) * 1000;
             if newly {
                 self.active_conns += 1;

@@ -46,7 +46,7 @@ impl Engine {
             return Outgoing::default();
         };
         let client_id = match c.state {
-            ConnState::Active(key) => self.sessions.get(key).map(|s| &*s.client_id),
+            ConnState::Active(key) => self.sessions.get(key.key()).map(|s| &*s.client_id),
             ConnState::AwaitConnect | ConnState::Closing => None,
         };
         self.faults.outgoing(now, client_id, c.listener)

@@ -73,7 +73,8 @@ pub const CLOCK_ADVANCE_MAX_MS: u64 = 86_400_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ConnState {
     AwaitConnect,
-    Active(SessionKey),
+    /// The slot of the attached session in `Engine::sessions`.
+    Active(SessionSlot),
     Closing,
 }
 
@@ -426,7 +427,7 @@ impl Engine {
                     self.violation(conn, ReasonCode::ProtocolError, name, "MQTT-3.1.0-1");
                 }
             },
-            ConnState::Active(key) => self.on_session_packet(conn, key, packet),
+            ConnState::Active(key) => self.on_session_packet(conn, key.key(), packet),
         }
     }
 
@@ -533,7 +534,7 @@ impl Engine {
             self.active_conns = self.active_conns.saturating_sub(1);
             let level = self.limits.connection_log_level();
             log::log!(level, "{conn} ({}): connection lost: {reason}", c.peer);
-            self.detach(conn, key, reason);
+            self.detach(conn, key.key(), reason);
         } else {
             log::debug!("{conn} ({}): closed: {reason}", c.peer);
         }
@@ -584,7 +585,7 @@ impl Engine {
         } else {
             if let ConnState::Active(key) = c.state {
                 // A quiet point: flows left empty by the last messages give their memory back.
-                if let Some(s) = self.sessions.get_mut(key) {
+                if let Some(s) = self.sessions.get_mut(key.key()) {
                     s.trim_flows();
                 }
             }
@@ -636,9 +637,9 @@ impl Engine {
                 };
                 self.send(conn, Packet::Disconnect(d));
             }
-            self.detach(conn, key, why);
+            self.detach(conn, key.key(), why);
         } else if let ConnState::Active(key) = prev {
-            self.detach(conn, key, why);
+            self.detach(conn, key.key(), why);
         }
         if matches!(prev, ConnState::Active(_)) {
             self.active_conns = self.active_conns.saturating_sub(1);

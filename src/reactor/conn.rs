@@ -158,6 +158,37 @@ pub(super) fn trim_empty(buf: &mut Vec<u8>) {
     }
 }
 
+/// Output buffers at most this many: enough for the connections written in one turn to hand
+/// theirs on, few enough that the pool holds at most 2 MiB.
+const POOL_BUFFERS_MAX: usize = 32;
+
+/// Output buffers of connections whose output was all written, for the next connection with
+/// output: an idle connection holds no buffer, and a busy one takes a warm buffer each turn
+/// instead of allocating one.
+#[derive(Default)]
+pub(super) struct BufferPool {
+    free: Vec<Vec<u8>>,
+}
+
+impl BufferPool {
+    /// A buffer for a connection that has none.
+    pub(super) fn take(&mut self) -> Vec<u8> {
+        self.free.pop().unwrap_or_default()
+    }
+
+    /// Takes an emptied buffer from its connection; one larger than a connection may keep,
+    /// or past the pool's bound, is freed.
+    pub(super) fn give(&mut self, buf: &mut Vec<u8>) {
+        if !buf.is_empty() || buf.capacity() == 0 {
+            return;
+        }
+        let buf = mem::take(buf);
+        if buf.capacity() <= SPARE_CAPACITY_KEEP && self.free.len() < POOL_BUFFERS_MAX {
+            self.free.push(buf);
+        }
+    }
+}
+
 /// What the start of an inbound buffer holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Split {
@@ -486,6 +517,34 @@ impl Reactor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pool_keeps_warm_buffers_up_to_its_bounds() {
+        let mut pool = BufferPool::default();
+        let mut busy = vec![1u8; 10];
+        pool.give(&mut busy);
+        assert_eq!(
+            busy.len(),
+            10,
+            "a buffer with bytes stays with its connection"
+        );
+        busy.clear();
+        pool.give(&mut busy);
+        assert_eq!(busy.capacity(), 0);
+        assert!(pool.take().capacity() >= 10);
+        assert_eq!(
+            pool.take().capacity(),
+            0,
+            "empty pool: a new, unallocated buffer"
+        );
+        let mut big = Vec::with_capacity(SPARE_CAPACITY_KEEP + 1);
+        pool.give(&mut big);
+        assert!(pool.free.is_empty(), "too large to keep");
+        for _ in 0..POOL_BUFFERS_MAX + 5 {
+            pool.give(&mut Vec::with_capacity(8));
+        }
+        assert_eq!(pool.free.len(), POOL_BUFFERS_MAX);
+    }
 
     /// Every connection carries one: the broker's memory per idle connection rests on it.
     #[test]

@@ -9,7 +9,7 @@ use std::io;
 
 use mio::{Interest, Token};
 
-use super::conn::{out_hard_max, trim_empty, ConnState, OUT_BUFFER_SOFT_MAX};
+use super::conn::{out_hard_max, ConnState, OUT_BUFFER_SOFT_MAX};
 use super::Reactor;
 use crate::codec::mqtt::{self, Packet};
 use crate::engine::event::{ConnId, Input};
@@ -42,6 +42,9 @@ impl Reactor {
             return;
         }
         let was_empty = conn.outbound.is_empty();
+        if conn.outbound.capacity() == 0 {
+            conn.outbound = self.out_pool.take();
+        }
         let start = conn.outbound.len();
         mqtt::encode(packet, conn.version(), &mut conn.outbound);
         if let Some(t) = self.trace.as_mut() {
@@ -67,6 +70,9 @@ impl Reactor {
             return;
         }
         let was_empty = conn.outbound.is_empty();
+        if conn.outbound.capacity() == 0 {
+            conn.outbound = self.out_pool.take();
+        }
         conn.outbound.extend_from_slice(bytes);
         self.output_queued(key, was_empty, wait);
     }
@@ -144,7 +150,7 @@ impl Reactor {
             }
         });
         conn.outbound.drain(..written);
-        trim_empty(&mut conn.outbound);
+        self.out_pool.give(&mut conn.outbound);
         self.traffic.bytes_sent += written as u64;
         match result {
             Ok(()) => conn.write_blocked = false,

@@ -128,6 +128,8 @@ pub struct Reactor {
     config_path: Option<PathBuf>,
     /// Keys with output to write and no `WouldBlock` since it was queued.
     flush_queue: Vec<usize>,
+    /// Output buffers between connections (see [`conn::BufferPool`]).
+    out_pool: conn::BufferPool,
     /// Keys with input left unread: budget used up, or backpressure released.
     read_queue: Vec<usize>,
     /// Keys that are closing or broken, waiting for step 7.
@@ -251,6 +253,7 @@ impl Reactor {
             limits: config.limits,
             config_path,
             flush_queue: Vec::new(),
+            out_pool: conn::BufferPool::default(),
             read_queue: Vec::new(),
             close_queue: Vec::new(),
             accept_retry: Vec::new(),

@@ -18,13 +18,11 @@ pub mod webhook;
 
 pub use mqtt::{Bridge, Output, State};
 
-use std::rc::Rc;
-
 use crate::codec::mqtt::{
     topic, Connect, Packet, Properties, ProtocolVersion, SubOptions, Subscribe,
 };
 use crate::config::bridge::{BridgeConfig, Direction, TopicMapping};
-use crate::engine::event::{ConnId, Input};
+use crate::engine::event::{ConnId, Input, Peer};
 use crate::engine::session::EXPIRY_NEVER;
 
 /// The topic a message of `topic` has on the other side, by the first mapping that carries
@@ -141,7 +139,7 @@ pub fn open_local_session(
         Input::Opened {
             conn: local,
             listener: mqtt::BRIDGE_LISTENER,
-            peer: Rc::from(peer),
+            peer: Peer::name(peer),
         },
         Input::PeerIdentity {
             conn: local,

@@ -1,11 +1,48 @@
 //! The engine's whole surface: what the reactor tells it ([`Input`]) and what it asks the
 //! reactor to do ([`Action`]).
 
+use std::fmt;
 use std::rc::Rc;
 
 use crate::codec::mqtt::{DecodeError, Packet, ProtocolVersion};
 
 pub use super::conn_id::ConnId;
+
+/// Who is at the other end of a connection, for logs and the API: an IPv4 address and port
+/// held in place (most peers: no allocation, one word), or any other name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Peer {
+    V4 {
+        ip: [u8; 4],
+        port: u16,
+    },
+    /// A thin pointer, so that a `Peer` stays two words.
+    Name(Rc<String>),
+}
+
+impl Peer {
+    pub fn name(name: &str) -> Self {
+        Self::Name(Rc::new(name.to_owned()))
+    }
+}
+
+impl From<&str> for Peer {
+    fn from(name: &str) -> Self {
+        Self::name(name)
+    }
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::V4 {
+                ip: [a, b, c, d],
+                port,
+            } => write!(f, "{a}.{b}.{c}.{d}:{port}"),
+            Self::Name(name) => f.write_str(name),
+        }
+    }
+}
 
 /// Index of a listener in the configuration's listener list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -23,11 +60,11 @@ pub struct Traffic {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Input {
-    /// A transport connection was accepted. `peer` is the address as text, for logs and the API.
+    /// A transport connection was accepted. `peer` names the other end, for logs and the API.
     Opened {
         conn: ConnId,
         listener: ListenerId,
-        peer: Rc<str>,
+        peer: Peer,
     },
     /// The transport authenticated the peer (a TLS client certificate whose identity the
     /// listener uses as user name). Comes after `Opened` and before any packet.
@@ -62,7 +99,7 @@ pub enum Control {
 pub enum Notice {
     Connected {
         client_id: Rc<str>,
-        peer: Rc<str>,
+        peer: Peer,
         version: ProtocolVersion,
         username: Option<Rc<str>>,
     },

@@ -4,6 +4,7 @@
 
 use std::rc::Rc;
 
+use super::event::Peer;
 use super::message::Message;
 use super::session::{Session, EXPIRY_NEVER};
 use super::topic_tree::Subscription;
@@ -21,7 +22,7 @@ pub struct ClientView {
     /// Connected through the MQTT-SN gateway.
     pub gateway: bool,
     pub version: ProtocolVersion,
-    pub peer: Rc<str>,
+    pub peer: Peer,
     pub username: Option<Rc<str>>,
     /// Keep alive in force, in seconds.
     pub keep_alive_secs: u64,

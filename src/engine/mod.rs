@@ -59,7 +59,7 @@ use crate::codec::mqtt::{
 use crate::rng::Rng;
 use conn_id::ConnMap;
 use durable::{Change, Journal};
-use event::{Action, ConnId, Input, ListenerId, Traffic};
+use event::{Action, ConnId, Input, ListenerId, Peer, Traffic};
 use limits::Limits;
 use retained::Retained;
 use session::Session;
@@ -80,7 +80,7 @@ enum ConnState {
 
 #[derive(Debug)]
 struct Conn {
-    peer: Rc<str>,
+    peer: Peer,
     listener: ListenerId,
     state: ConnState,
     version: ProtocolVersion,
@@ -376,7 +376,7 @@ impl Engine {
         self.journal.drain_into(out);
     }
 
-    fn on_opened(&mut self, conn: ConnId, listener: ListenerId, peer: Rc<str>) {
+    fn on_opened(&mut self, conn: ConnId, listener: ListenerId, peer: Peer) {
         log::debug!("{conn} ({peer}): connection opened");
         let role = self.listeners.get(&listener).cloned().unwrap_or_default();
         self.conns.insert(
@@ -810,10 +810,10 @@ impl Engine {
             .map_or(ProtocolVersion::V311, |c| c.version)
     }
 
-    fn peer(&self, conn: ConnId) -> Rc<str> {
+    fn peer(&self, conn: ConnId) -> Peer {
         self.conns
             .get(&conn)
-            .map_or_else(|| Rc::from("?"), |c| c.peer.clone())
+            .map_or_else(|| Peer::name("?"), |c| c.peer.clone())
     }
 
     /// Whether `packet` fits within the peer's Maximum Packet Size [MQTT-3.1.2-24].

@@ -499,7 +499,7 @@ impl Gateway {
                 self.engine(Input::Opened {
                     conn,
                     listener: self.config.listener,
-                    peer: Rc::from("udp (QoS -1 publishers)"),
+                    peer: crate::engine::event::Peer::name("udp (QoS -1 publishers)"),
                 });
                 let id = format!("culex-mqttsn-{}-qos-1", self.config.listener.0);
                 let connect = convert::engine_connect(id, true, None);

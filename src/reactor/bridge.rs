@@ -467,7 +467,7 @@ impl Reactor {
             self.bridge_dirty.push(key);
             return;
         }
-        let peer: Rc<str> = Rc::from(addr.to_string());
+        let peer = super::listener::peer_of(addr);
         let mut conn = Conn::new(id, ListenerId(u32::MAX), peer, transport);
         conn.version = Some(version);
         conn.want_writable = true;

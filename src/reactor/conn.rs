@@ -18,7 +18,7 @@ use super::listener::Identity;
 use super::Reactor;
 use crate::clock::Millis;
 use crate::codec::mqtt::{self, DecodeError, ErrorKind, ProtocolVersion};
-use crate::engine::event::{ConnId, Input, ListenerId};
+use crate::engine::event::{ConnId, Input, ListenerId, Peer};
 use crate::transport::{ReadOutcome, Transport, READ_CHUNK};
 
 /// Above this many queued outbound bytes a connection is not read until it drains, so a fast
@@ -58,7 +58,7 @@ pub(super) enum ConnState {
 pub(super) struct Conn {
     pub(super) id: ConnId,
     pub(super) listener: ListenerId,
-    pub(super) peer: Rc<str>,
+    pub(super) peer: Peer,
     pub(super) transport: Transport,
     /// `None` until the engine names it; frames then decode as 3.1.1, which CONNECT ignores.
     pub(super) version: Option<ProtocolVersion>,
@@ -90,7 +90,7 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    pub(super) fn new(id: ConnId, listener: ListenerId, peer: Rc<str>, t: Transport) -> Self {
+    pub(super) fn new(id: ConnId, listener: ListenerId, peer: Peer, t: Transport) -> Self {
         Self {
             id,
             listener,

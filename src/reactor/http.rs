@@ -9,8 +9,6 @@
 //! closed after [`IDLE_TIMEOUT_MS`]. Deadlines are checked by a sweep every
 //! [`SWEEP_INTERVAL_MS`] while API connections exist, not by a timer per connection.
 
-use std::rc::Rc;
-
 use super::conn::{ConnState, OUT_BUFFER_SOFT_MAX};
 use super::listener::HttpSettings;
 use super::Reactor;
@@ -191,7 +189,7 @@ impl Reactor {
         };
         let token = h.settings.token.clone();
         let port = h.port;
-        let peer = Rc::clone(&conn.peer);
+        let peer = conn.peer.clone();
         let id = conn.id;
         let origin = Origin {
             token: token.as_deref(),

@@ -21,7 +21,7 @@ use super::http::HttpConn;
 use super::{Reactor, FIRST_LISTENER_TOKEN};
 use crate::api::{HostError, ListenerInfo};
 use crate::config::{ListenerConfig, ListenerProtocol, SocketDomain, TlsConfig};
-use crate::engine::event::{Input, ListenerId};
+use crate::engine::event::{Input, ListenerId, Peer};
 use crate::transport::{tls_config, x509, TcpTransport, TlsTransport, Transport, WsTransport};
 
 /// Pending connections the kernel queues before we accept them.
@@ -396,15 +396,13 @@ impl Reactor {
             log::warn!("{id} {peer}: cannot register connection: {e}");
             return;
         }
-        // An IPv4 client of a dual-stack listener is named by its IPv4 address.
-        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-        let peer: Rc<str> = Rc::from(peer.to_string());
+        let peer = peer_of(peer);
         log::debug!(
             "{id} {peer}: accepted on listener {} ({})",
             listener.0,
             t.kind()
         );
-        let mut conn = Conn::new(id, listener, Rc::clone(&peer), t);
+        let mut conn = Conn::new(id, listener, peer.clone(), t);
         conn.identity = identity;
         let is_http = http.is_some();
         if !is_http {
@@ -523,5 +521,17 @@ impl Reactor {
             .iter_mut()
             .find(|(_, l)| l.id == id)
             .map(|(_, l)| l)
+    }
+}
+
+/// How logs and the API name the peer at `addr`; an IPv4 client of a dual-stack listener is
+/// named by its IPv4 address.
+pub(super) fn peer_of(addr: SocketAddr) -> Peer {
+    match SocketAddr::new(addr.ip().to_canonical(), addr.port()) {
+        SocketAddr::V4(a) => Peer::V4 {
+            ip: a.ip().octets(),
+            port: a.port(),
+        },
+        other => Peer::name(&other.to_string()),
     }
 }

@@ -1,7 +1,7 @@
 //! Operator commands and the read-only views, as the HTTP API uses them.
 
 use super::*;
-use crate::engine::event::Notice;
+use crate::engine::event::{Notice, Peer};
 use crate::engine::message::Message;
 
 fn v5_with_will_and_expiry(id: &str, delay: u32, expiry: u32) -> Connect {
@@ -124,7 +124,11 @@ fn notices_tell_connections_subscriptions_and_ends_when_enabled() {
     h.subscribe(2, "a/+", QoS::AtLeastOnce);
     h.closed(2);
     let notices = h.engine.take_notices();
-    let expected_peer: Rc<str> = "127.0.0.1:40002".into();
+    let expected_peer = Peer::V4 {
+        ip: [127, 0, 0, 1],
+        port: 40002,
+    };
+    assert_eq!(expected_peer.to_string(), "127.0.0.1:40002");
     assert_eq!(
         notices,
         vec![

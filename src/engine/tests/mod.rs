@@ -8,7 +8,7 @@ mod persistence;
 
 use std::rc::Rc;
 
-use super::event::{Action, ConnId, Input, ListenerId};
+use super::event::{Action, ConnId, Input, ListenerId, Peer};
 use super::limits::Limits;
 use super::Engine;
 use crate::clock::Millis;
@@ -63,7 +63,10 @@ impl Harness {
     }
 
     fn open(&mut self, conn: u64) {
-        let peer: Rc<str> = format!("127.0.0.1:{}", 40000 + conn).into();
+        let peer = Peer::V4 {
+            ip: [127, 0, 0, 1],
+            port: 40000 + conn as u16,
+        };
         let a = self.input(Input::Opened {
             conn: ConnId(conn),
             listener: ListenerId(0),

@@ -303,7 +303,7 @@ impl Gateway {
         self.engine(Input::Opened {
             conn,
             listener: self.config.listener,
-            peer: peer.name(),
+            peer: crate::engine::event::Peer::name(&peer.name()),
         });
         self.engine(Input::Packet {
             conn,

@@ -78,7 +78,7 @@ impl Harness {
         h.engine_input(Input::Opened {
             conn: MQTT_CONN,
             listener: ListenerId(0),
-            peer: Rc::from("tcp client"),
+            peer: "tcp client".into(),
         });
         let connect = Connect {
             protocol: ProtocolVersion::V311,

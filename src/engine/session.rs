@@ -318,6 +318,12 @@ impl Session {
 mod tests {
     use super::*;
 
+    /// Every client has one: the broker's memory per idle connection rests on it.
+    #[test]
+    fn a_session_stays_small() {
+        assert!(size_of::<Session>() <= 184, "{}", size_of::<Session>());
+    }
+
     #[test]
     fn packet_ids_skip_zero_and_ids_in_use() {
         let mut s = Session::new(1, "c".into());

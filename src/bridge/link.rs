@@ -225,6 +225,15 @@ impl Link {
         }
     }
 
+    /// The connection ids the bridge holds, to give back when it is removed.
+    pub fn held_ids(&self) -> [Option<ConnId>; 2] {
+        match self {
+            Self::Mqtt(b) => b.held_ids(),
+            Self::Http(b) => b.held_ids(),
+            Self::MqttSn(b) => b.held_ids(),
+        }
+    }
+
     /// A datagram bridge waiting for the connection id of its next local session.
     pub fn wants_local_id(&self) -> bool {
         matches!(self, Self::MqttSn(b) if b.wants_local_id())

@@ -175,6 +175,12 @@ impl Bridge {
         self.config.addresses.get(self.address)
     }
 
+    /// The connection ids the bridge holds: its local session's, and the one its next
+    /// local session will take.
+    pub fn held_ids(&self) -> [Option<ConnId>; 2] {
+        [self.local, self.next_local]
+    }
+
     /// The local session's connection, while open.
     pub fn local_conn(&self) -> Option<ConnId> {
         self.local

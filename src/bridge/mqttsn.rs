@@ -226,6 +226,12 @@ impl SnBridge {
         self.last_error.as_deref()
     }
 
+    /// The connection ids the bridge holds: its local session's, and the one its next
+    /// local session will take.
+    pub fn held_ids(&self) -> [Option<ConnId>; 2] {
+        [self.local, self.next_local]
+    }
+
     /// Whether the bridge needs [`Self::set_local_id`] before its next CONNACK.
     pub fn wants_local_id(&self) -> bool {
         self.next_local.is_none()

@@ -182,6 +182,11 @@ impl Webhook {
         &self.config.name
     }
 
+    /// The connection ids the bridge holds: its local session's.
+    pub fn held_ids(&self) -> [Option<ConnId>; 2] {
+        [self.local, None]
+    }
+
     /// The local session's connection, while open.
     pub fn local_conn(&self) -> Option<ConnId> {
         self.local

@@ -169,7 +169,10 @@ impl Reactor {
             local,
             wall,
         )
-        .map_err(|e| format!("bridge {name}: {e}"))?;
+        .map_err(|e| {
+            self.conn_ids.release(local);
+            format!("bridge {name}: {e}")
+        })?;
         if slot.link.wants_events() {
             self.engine.enable_notices();
         }
@@ -245,6 +248,11 @@ impl Reactor {
             }
             if let Some(u) = slot.udp.as_mut() {
                 u.close(self.poll.registry());
+            }
+            // An id handed out for a local session that never opened would otherwise keep
+            // its slot (one still open in the engine is told apart by its sequence number).
+            for id in slot.link.held_ids().into_iter().flatten() {
+                self.conn_ids.release(id);
             }
             log::info!("bridge {} removed", slot.link.name());
         }

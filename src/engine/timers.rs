@@ -1,4 +1,10 @@
-//! The engine's one timer structure: a min-heap of (deadline, key).
+//! The engine's timers: a min-heap of (deadline, key), and beside it a queue of CONNECT
+//! deadlines.
+//!
+//! Every connection gets a CONNECT deadline the same timeout after it opens, so these are
+//! armed in the order they fall due: a queue holds them, O(1) to arm and to pop and two
+//! words an entry. One armed out of that order (the timeout was shortened at run time) goes
+//! to the heap. Timers fire in (deadline, key) order across both, as from one heap.
 //!
 //! Timers are never cancelled in place. When one fires, its owner checks whether it still
 //! applies (the client may have sent a packet since, the session may be gone) and re-arms it
@@ -7,7 +13,7 @@
 //! late.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
 use super::event::ConnId;
 use super::topic_tree::SessionKey;
@@ -72,27 +78,62 @@ impl TimerKey {
 #[derive(Default)]
 pub struct Timers {
     heap: BinaryHeap<Reverse<(Millis, TimerKey)>>,
+    /// CONNECT deadlines in (deadline, key) order.
+    deadlines: VecDeque<(Millis, ConnId)>,
 }
 
 impl Timers {
     pub fn arm(&mut self, at: Millis, key: TimerKey) {
+        if let TimerKey::ConnectDeadline(conn) = key {
+            let in_order = self
+                .deadlines
+                .back()
+                .is_none_or(|&(last, c)| (last, c) <= (at, conn));
+            if in_order {
+                self.deadlines.push_back((at, conn));
+                return;
+            }
+        }
         self.heap.push(Reverse((at, key)));
     }
 
+    /// The earliest timer of the heap and of the queue.
+    fn first(&self) -> Option<(Millis, TimerKey)> {
+        let heap = self.heap.peek().map(|Reverse(entry)| *entry);
+        let queue = self
+            .deadlines
+            .front()
+            .map(|&(at, conn)| (at, TimerKey::ConnectDeadline(conn)));
+        match (heap, queue) {
+            (Some(h), Some(q)) => Some(h.min(q)),
+            (h, q) => h.or(q),
+        }
+    }
+
     pub fn next_deadline(&self) -> Option<Millis> {
-        self.heap.peek().map(|Reverse((at, _))| *at)
+        self.first().map(|(at, _)| at)
     }
 
     /// Removes and returns the earliest timer due at `now`, if any.
     pub fn pop_due(&mut self, now: Millis) -> Option<TimerKey> {
-        match self.heap.peek() {
-            Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse((_, k))| k),
-            _ => None,
+        let (at, key) = self.first()?;
+        if at > now {
+            return None;
         }
+        let from_queue = self
+            .deadlines
+            .front()
+            .is_some_and(|&(a, c)| (a, TimerKey::ConnectDeadline(c)) == (at, key));
+        if from_queue {
+            self.deadlines.pop_front();
+        } else {
+            self.heap.pop();
+        }
+        Some(key)
     }
 
     /// The timers due at `now`, in the order [`Timers::pop_due`] gives them, appended to
-    /// `out` (for traces; O(n) in the timers armed).
+    /// `out` (for traces; O(n) in the heap's timers).
     pub fn due(&self, now: Millis, out: &mut Vec<TimerKey>) {
         let mut due: Vec<(Millis, TimerKey)> = self
             .heap
@@ -100,16 +141,18 @@ impl Timers {
             .map(|Reverse(entry)| *entry)
             .filter(|(at, _)| *at <= now)
             .collect();
+        let queued = self.deadlines.iter().take_while(|(at, _)| *at <= now);
+        due.extend(queued.map(|&(at, conn)| (at, TimerKey::ConnectDeadline(conn))));
         due.sort_unstable();
         out.extend(due.into_iter().map(|(_, key)| key));
     }
 
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.heap.len() + self.deadlines.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.heap.is_empty() && self.deadlines.is_empty()
     }
 }
 
@@ -122,6 +165,34 @@ mod tests {
     #[cfg(target_pointer_width = "64")]
     fn a_timer_key_is_sixteen_bytes() {
         assert_eq!(size_of::<TimerKey>(), 16);
+    }
+
+    #[test]
+    fn connect_deadlines_fire_in_one_order_with_the_other_timers() {
+        let mut t = Timers::default();
+        let c = |seq| ConnId::new(seq, 0);
+        t.arm(Millis(10), TimerKey::ConnectDeadline(c(1)));
+        t.arm(Millis(10), TimerKey::KeepAlive(c(9)));
+        t.arm(Millis(20), TimerKey::ConnectDeadline(c(2)));
+        // Out of order (a shorter timeout, or an older id at the same time): to the heap.
+        t.arm(Millis(15), TimerKey::ConnectDeadline(c(3)));
+        t.arm(Millis(20), TimerKey::ConnectDeadline(c(0)));
+        assert_eq!((t.deadlines.len(), t.heap.len(), t.len()), (2, 3, 5));
+        assert_eq!(t.next_deadline(), Some(Millis(10)));
+        let order = [
+            TimerKey::ConnectDeadline(c(1)),
+            TimerKey::KeepAlive(c(9)),
+            TimerKey::ConnectDeadline(c(3)),
+            TimerKey::ConnectDeadline(c(0)),
+            TimerKey::ConnectDeadline(c(2)),
+        ];
+        let mut due = Vec::new();
+        t.due(Millis(20), &mut due);
+        assert_eq!(due, order);
+        assert_eq!(t.pop_due(Millis(9)), None);
+        let popped: Vec<TimerKey> = std::iter::from_fn(|| t.pop_due(Millis(20))).collect();
+        assert_eq!(popped, order);
+        assert!(t.is_empty());
     }
 
     #[test]

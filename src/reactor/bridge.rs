@@ -18,7 +18,7 @@ use std::sync::Arc;
 use mio::{Interest, Token};
 
 use super::bridge_udp::SnSockets;
-use super::conn::{Conn, ConnState};
+use super::conn::{CloseReason, Conn, ConnState};
 use super::Reactor;
 use crate::api::BridgeInfo;
 use crate::bridge::link::{Link, Out};
@@ -405,7 +405,7 @@ impl Reactor {
             if let Some(link) = conn.bridge.as_mut() {
                 link.closed_by_bridge = true;
             }
-            conn.start_closing(now, "bridge closed");
+            conn.start_closing(now, CloseReason::BridgeClosed);
             self.close_queue.push(conn_key);
         }
     }
@@ -666,7 +666,7 @@ impl Reactor {
                 }
                 Ok(ReadOutcome::Eof) => {
                     if let Some(conn) = self.conns.get_mut(key) {
-                        conn.start_closing(now, "closed by the web service");
+                        conn.start_closing(now, CloseReason::WebServiceClosed);
                         self.close_queue.push(key);
                     }
                     return;

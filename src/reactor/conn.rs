@@ -41,17 +41,54 @@ const PACKET_BUDGET_PER_TURN: usize = 512;
 /// allocator, so one large packet does not pin memory for the connection's lifetime.
 const SPARE_CAPACITY_KEEP: usize = 4 * READ_CHUNK;
 
+/// Why the reactor closes a connection, for the log and the engine (one byte in the
+/// connection's state).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum CloseReason {
+    BridgeClosed,
+    WebServiceClosed,
+    NoCertificateUser,
+    BadRemotePacket,
+    PeerClosed,
+    IoError,
+    FaultRule,
+    OutputOverflow,
+    HttpDone,
+    HttpIdle,
+    ShuttingDown,
+    ClosedByBroker,
+}
+
+impl CloseReason {
+    pub(super) fn text(self) -> &'static str {
+        match self {
+            Self::BridgeClosed => "bridge closed",
+            Self::WebServiceClosed => "closed by the web service",
+            Self::NoCertificateUser => "client certificate without a user name",
+            Self::BadRemotePacket => "bad packet from the remote broker",
+            Self::PeerClosed => "connection closed by peer",
+            Self::IoError => "I/O error",
+            Self::FaultRule => "closed by a fault rule",
+            Self::OutputOverflow => "output buffer overflow",
+            Self::HttpDone => "HTTP connection done",
+            Self::HttpIdle => "HTTP keep-alive idle",
+            Self::ShuttingDown => "server shutting down",
+            Self::ClosedByBroker => "closed by the broker",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum ConnState {
     Open,
     /// No more reads; the queued output is flushed, then the connection is closed.
     Closing {
         since: Millis,
-        reason: &'static str,
+        reason: CloseReason,
     },
     /// The transport failed or the peer is hopeless; closed at the end of the turn unflushed.
     Broken {
-        reason: &'static str,
+        reason: CloseReason,
     },
 }
 
@@ -118,7 +155,7 @@ impl Conn {
     }
 
     /// Stops reading and queues the close behind the pending output. The first reason wins.
-    pub(super) fn start_closing(&mut self, now: Millis, reason: &'static str) {
+    pub(super) fn start_closing(&mut self, now: Millis, reason: CloseReason) {
         self.reading = false;
         if self.state == ConnState::Open {
             self.state = ConnState::Closing { since: now, reason };
@@ -126,7 +163,7 @@ impl Conn {
     }
 
     /// Gives up on the connection: nothing more is read or written, buffers are released.
-    pub(super) fn break_off(&mut self, reason: &'static str) {
+    pub(super) fn break_off(&mut self, reason: CloseReason) {
         self.reading = false;
         if !matches!(self.state, ConnState::Broken { .. }) {
             self.state = ConnState::Broken { reason };
@@ -138,7 +175,7 @@ impl Conn {
     pub(super) fn close_reason(&self) -> &'static str {
         match self.state {
             ConnState::Open => "closed",
-            ConnState::Closing { reason, .. } | ConnState::Broken { reason } => reason,
+            ConnState::Closing { reason, .. } | ConnState::Broken { reason } => reason.text(),
         }
     }
 }
@@ -391,7 +428,7 @@ impl Reactor {
                     "{id} {}: closing: the client certificate names no user",
                     conn.peer
                 );
-                conn.break_off("client certificate without a user name");
+                conn.break_off(CloseReason::NoCertificateUser);
                 self.close_queue.push(key);
             }
         }
@@ -454,7 +491,7 @@ impl Reactor {
                     conn.peer
                 );
                 if let Some(conn) = self.conns.get_mut(key) {
-                    conn.break_off("bad packet from the remote broker");
+                    conn.break_off(CloseReason::BadRemotePacket);
                     self.close_queue.push(key);
                 }
                 break;
@@ -485,7 +522,7 @@ impl Reactor {
         let now = self.now;
         if let Some(conn) = self.conns.get_mut(key) {
             log::debug!("{} {}: connection closed by peer", conn.id, conn.peer);
-            conn.start_closing(now, "connection closed by peer");
+            conn.start_closing(now, CloseReason::PeerClosed);
             conn.inbound = Vec::new();
             self.close_queue.push(key);
         }
@@ -497,7 +534,7 @@ impl Reactor {
             return;
         };
         log::info!("{} {}: {op} error: {e}", conn.id, conn.peer);
-        conn.break_off("I/O error");
+        conn.break_off(CloseReason::IoError);
         self.close_queue.push(key);
         // A bridge learns the real cause (a refused connection, a certificate), not just
         // that its connection is gone.
@@ -549,7 +586,7 @@ mod tests {
     /// Every connection carries one: the broker's memory per idle connection rests on it.
     #[test]
     fn a_connection_entry_stays_small() {
-        assert!(size_of::<Conn>() <= 160, "{}", size_of::<Conn>());
+        assert!(size_of::<Conn>() <= 144, "{}", size_of::<Conn>());
     }
 
     const PINGREQ: [u8; 2] = [0xC0, 0x00];

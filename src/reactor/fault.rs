@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 
-use super::conn::OUT_BUFFER_SOFT_MAX;
+use super::conn::{CloseReason, OUT_BUFFER_SOFT_MAX};
 use super::Reactor;
 use crate::clock::Millis;
 use crate::codec::mqtt::{self, Packet, QoS};
@@ -224,7 +224,7 @@ impl Reactor {
         self.faults.conns.entry(id).or_default().cut = true;
         let now = self.now;
         if let Some(conn) = self.conns.get_mut(key) {
-            conn.start_closing(now, "closed by a fault rule");
+            conn.start_closing(now, CloseReason::FaultRule);
             conn.inbound = Vec::new();
             self.close_queue.push(key);
         }

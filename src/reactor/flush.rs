@@ -9,7 +9,7 @@ use std::io;
 
 use mio::{Interest, Token};
 
-use super::conn::{out_hard_max, ConnState, OUT_BUFFER_SOFT_MAX};
+use super::conn::{out_hard_max, CloseReason, ConnState, OUT_BUFFER_SOFT_MAX};
 use super::Reactor;
 use crate::codec::mqtt::{self, Packet};
 use crate::engine::event::{ConnId, Input};
@@ -97,7 +97,7 @@ impl Reactor {
                 conn.peer,
                 conn.outbound.len()
             );
-            conn.break_off("output buffer overflow");
+            conn.break_off(CloseReason::OutputOverflow);
             self.close_queue.push(key);
             return;
         }

@@ -9,7 +9,7 @@
 //! closed after [`IDLE_TIMEOUT_MS`]. Deadlines are checked by a sweep every
 //! [`SWEEP_INTERVAL_MS`] while API connections exist, not by a timer per connection.
 
-use super::conn::{ConnState, OUT_BUFFER_SOFT_MAX};
+use super::conn::{CloseReason, ConnState, OUT_BUFFER_SOFT_MAX};
 use super::listener::HttpSettings;
 use super::Reactor;
 use crate::api::{self, BridgeInfo, ClockInfo, Command, Host, HostError, ListenerInfo, Origin};
@@ -127,7 +127,7 @@ impl Reactor {
                     self.answer_requests(key, &mut unlimited);
                     let now = self.now;
                     if let Some(conn) = self.conns.get_mut(key) {
-                        conn.start_closing(now, "connection closed by peer");
+                        conn.start_closing(now, CloseReason::PeerClosed);
                         conn.inbound = Vec::new();
                         self.close_queue.push(key);
                     }
@@ -253,7 +253,7 @@ impl Reactor {
         if response.close {
             let now = self.now;
             if let Some(conn) = self.conns.get_mut(key) {
-                conn.start_closing(now, "HTTP connection done");
+                conn.start_closing(now, CloseReason::HttpDone);
                 conn.inbound = Vec::new();
                 self.close_queue.push(key);
             }
@@ -302,7 +302,7 @@ impl Reactor {
                 }
                 Overdue::Idle => {
                     if let Some(conn) = self.conns.get_mut(key) {
-                        conn.start_closing(now, "HTTP keep-alive idle");
+                        conn.start_closing(now, CloseReason::HttpIdle);
                         conn.inbound = Vec::new();
                         self.close_queue.push(key);
                     }
@@ -322,7 +322,7 @@ impl Reactor {
         let keys: Vec<usize> = self.http_keys.iter().copied().collect();
         for key in keys {
             if let Some(conn) = self.conns.get_mut(key) {
-                conn.start_closing(now, "server shutting down");
+                conn.start_closing(now, CloseReason::ShuttingDown);
                 self.close_queue.push(key);
             }
         }

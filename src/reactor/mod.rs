@@ -71,7 +71,7 @@ use crate::store::{Store, TurnSource};
 use crate::transport::dtls::DtlsConfig;
 use bridge::BRIDGES_MAX;
 use bridge_udp::TOKENS_PER_BRIDGE;
-use conn::Conn;
+use conn::{CloseReason, Conn};
 use listener::{Listener, TCP_LISTENERS_MAX};
 use signal::AfterSignals;
 use udp::{SnListener, TOKENS_PER_SN_LISTENER};
@@ -645,7 +645,7 @@ impl Reactor {
                 let now = self.now;
                 if let Some(key) = self.conn_key_of(conn) {
                     if let Some(c) = self.conns.get_mut(key) {
-                        c.start_closing(now, "closed by the broker");
+                        c.start_closing(now, CloseReason::ClosedByBroker);
                         c.inbound = Vec::new();
                         self.close_queue.push(key);
                     }

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use culex::codec::mqtt::{
-    self, Ack, Auth, ConnAck, Connect, Disconnect, Packet, Properties, ProtocolVersion, Publish,
-    QoS, ReasonCode, SubAck, SubOptions, Subscribe, UnsubAck, Unsubscribe, Will,
+    self, Ack, Auth, ConnAck, Connect, Disconnect, Packet, Properties, Props, ProtocolVersion,
+    Publish, QoS, ReasonCode, SubAck, SubOptions, Subscribe, UnsubAck, Unsubscribe, Will,
 };
 use culex::codec::mqttsn::{self, Flags, Message, ReturnCode, SnQos, SubTopic, TopicIdType};
 use culex::config::options::{Scope, Support, OPTIONS};
@@ -83,7 +83,8 @@ fn mqtt_packets() -> Vec<(&'static str, Packet)> {
             payload_format_indicator: Some(1),
             content_type: Some("text/plain".into()),
             ..Properties::default()
-        },
+        }
+        .into(),
     };
     let connect = |protocol, will: Option<Will>, credentials: bool| Connect {
         protocol,
@@ -98,26 +99,27 @@ fn mqtt_packets() -> Vec<(&'static str, Packet)> {
             authentication_method: credentials.then(|| "SCRAM-SHA-1".into()),
             authentication_data: credentials.then(|| vec![1, 2, 3]),
             ..Properties::default()
-        },
+        }
+        .into(),
         client_id: "sensor-7".into(),
         will,
         username: credentials.then(|| "user".into()),
         password: credentials.then(|| b"secret".to_vec()),
         bridge: false,
     };
-    let publish = |qos, packet_id, properties| Publish {
+    let publish = |qos, packet_id, properties: Properties| Publish {
         dup: false,
         qos,
         retain: qos == QoS::AtMostOnce,
         topic: Rc::from("site/1/temp"),
         packet_id,
-        properties,
+        properties: properties.into(),
         payload: Rc::from(&b"21.5"[..]),
     };
     let ack = |packet_id, reason| Ack {
         packet_id,
         reason,
-        properties: Properties::default(),
+        properties: Props::none(),
     };
     let opts = |qos, no_local, retain_handling| SubOptions {
         qos,
@@ -158,7 +160,8 @@ fn mqtt_packets() -> Vec<(&'static str, Packet)> {
                     response_information: Some("r/".into()),
                     server_reference: Some("other:1883".into()),
                     ..props.clone()
-                },
+                }
+                .into(),
             }),
         ),
         (
@@ -203,7 +206,8 @@ fn mqtt_packets() -> Vec<(&'static str, Packet)> {
                 properties: Properties {
                     subscription_identifiers: vec![4],
                     ..Properties::default()
-                },
+                }
+                .into(),
                 filters: vec![
                     ("site/+/temp".into(), opts(QoS::AtLeastOnce, true, 1)),
                     ("$share/g/alerts/#".into(), opts(QoS::ExactlyOnce, false, 2)),
@@ -214,7 +218,7 @@ fn mqtt_packets() -> Vec<(&'static str, Packet)> {
             "suback",
             Packet::SubAck(SubAck {
                 packet_id: 3,
-                properties: props.clone(),
+                properties: props.clone().into(),
                 reasons: vec![ReasonCode::GrantedQos1, ReasonCode::NotAuthorized],
             }),
         ),
@@ -222,7 +226,7 @@ fn mqtt_packets() -> Vec<(&'static str, Packet)> {
             "unsubscribe",
             Packet::Unsubscribe(Unsubscribe {
                 packet_id: 4,
-                properties: props.clone(),
+                properties: props.clone().into(),
                 filters: vec!["site/+/temp".into(), "#".into()],
             }),
         ),
@@ -230,7 +234,7 @@ fn mqtt_packets() -> Vec<(&'static str, Packet)> {
             "unsuback",
             Packet::UnsubAck(UnsubAck {
                 packet_id: 4,
-                properties: Properties::default(),
+                properties: Props::none(),
                 reasons: vec![ReasonCode::Success, ReasonCode::NoSubscriptionExisted],
             }),
         ),
@@ -243,7 +247,8 @@ fn mqtt_packets() -> Vec<(&'static str, Packet)> {
                 properties: Properties {
                     session_expiry_interval: Some(0),
                     ..props.clone()
-                },
+                }
+                .into(),
             }),
         ),
         (
@@ -254,7 +259,8 @@ fn mqtt_packets() -> Vec<(&'static str, Packet)> {
                     authentication_method: Some("SCRAM-SHA-1".into()),
                     authentication_data: Some(vec![9; 8]),
                     ..props
-                },
+                }
+                .into(),
             }),
         ),
     ]

@@ -639,7 +639,7 @@ fn takeover_disconnects_a_connected_client_at_once() {
         protocol: ProtocolVersion::V5,
         clean_start: true,
         keep_alive: 0,
-        properties: crate::codec::mqtt::Properties::default(),
+        properties: crate::codec::mqtt::Props::none(),
         client_id: "c1".to_owned(),
         will: None,
         username: None,

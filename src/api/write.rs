@@ -261,7 +261,7 @@ fn publish(host: &mut dyn Host, p: PublishRequest) -> Result<Response, ApiError>
         payload: payload.into(),
         qos,
         retain: p.retain,
-        properties,
+        properties: properties.into(),
         expires_at: props
             .message_expiry_interval
             .map(|secs| now.saturating_add_secs(u64::from(secs))),

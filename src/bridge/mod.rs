@@ -19,7 +19,7 @@ pub mod webhook;
 pub use mqtt::{Bridge, Output, State};
 
 use crate::codec::mqtt::{
-    topic, Connect, Packet, Properties, ProtocolVersion, SubOptions, Subscribe,
+    topic, Connect, Packet, Properties, Props, ProtocolVersion, SubOptions, Subscribe,
 };
 use crate::config::bridge::{BridgeConfig, Direction, TopicMapping};
 use crate::engine::event::{ConnId, Input, Peer};
@@ -128,7 +128,8 @@ pub fn open_local_session(
             receive_maximum: Some(spec.receive_max.max(1)),
             maximum_packet_size: spec.max_packet,
             ..Properties::default()
-        },
+        }
+        .into(),
         client_id: config.local_clientid.clone(),
         will: None,
         username: None,
@@ -160,7 +161,7 @@ pub fn open_local_session(
         };
         let s = Subscribe {
             packet_id: 1,
-            properties: Properties::default(),
+            properties: Props::none(),
             filters: local_filters
                 .into_iter()
                 .map(|(f, q)| (f, opts(q)))

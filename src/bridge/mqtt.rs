@@ -25,7 +25,7 @@ use std::rc::Rc;
 use super::{filters, map_topic, open_local_session, LocalSession};
 use crate::clock::Millis;
 use crate::codec::mqtt::{
-    Ack, Connect, Disconnect, Packet, Properties, ProtocolVersion, Publish, QoS, ReasonCode,
+    Ack, Connect, Disconnect, Packet, Properties, Props, ProtocolVersion, Publish, QoS, ReasonCode,
     SubOptions, Subscribe, Will,
 };
 use crate::config::bridge::{BridgeConfig, BridgeProtocol, RemoteAddress};
@@ -218,7 +218,7 @@ impl Bridge {
         }
         let s = Subscribe {
             packet_id: id,
-            properties: Properties::default(),
+            properties: Props::none(),
             filters: remote.into_iter().map(|(f, q)| (f, opts(q))).collect(),
         };
         Some(Output::Send(Packet::Subscribe(s)))
@@ -305,7 +305,7 @@ impl Bridge {
             payload: b"0".to_vec(),
             qos: QoS::AtLeastOnce,
             retain: true,
-            properties: Properties::default(),
+            properties: Props::none(),
         });
         let mut properties = Properties::default();
         if v5 {
@@ -320,7 +320,7 @@ impl Bridge {
             },
             clean_start: c.cleansession,
             keep_alive: c.keepalive_secs,
-            properties,
+            properties: properties.into(),
             client_id: c.remote_clientid.clone(),
             will,
             username: c.remote_username.clone(),
@@ -419,7 +419,7 @@ impl Bridge {
             }
             let d = Disconnect {
                 reason: ReasonCode::Success,
-                properties: Properties::default(),
+                properties: Props::none(),
             };
             self.send(now, Packet::Disconnect(d));
         }
@@ -494,8 +494,12 @@ impl Bridge {
                 };
                 self.counters.messages_in += 1;
                 let mut properties = p.properties;
-                properties.topic_alias = None;
-                properties.subscription_identifiers.clear();
+                // Only held properties are written: writing through `DerefMut` would allocate.
+                if let Some(held) = properties.get_mut() {
+                    held.topic_alias = None;
+                    held.subscription_identifiers.clear();
+                }
+                properties.shrink();
                 let local = Publish {
                     topic: topic.into(),
                     properties,
@@ -568,10 +572,14 @@ impl Bridge {
         };
         let (p_qos, p_id) = (p.qos, p.packet_id);
         let mut properties = p.properties;
-        properties.topic_alias = None;
-        properties.subscription_identifiers.clear();
+        // Only held properties are written: writing through `DerefMut` would allocate.
+        if let Some(held) = properties.get_mut() {
+            held.topic_alias = None;
+            held.subscription_identifiers.clear();
+        }
+        properties.shrink();
         if self.config.protocol == BridgeProtocol::V311 {
-            properties = Properties::default();
+            properties = Props::none();
         }
         let remote = Publish {
             topic: topic.into(),
@@ -696,7 +704,7 @@ fn notification(topic: &str, up: bool) -> Publish {
         retain: true,
         topic: topic.into(),
         packet_id: 0,
-        properties: Properties::default(),
+        properties: Props::none(),
         payload: Rc::from(if up { &b"1"[..] } else { &b"0"[..] }),
     }
 }

@@ -33,7 +33,7 @@ use std::rc::Rc;
 use super::{filters, map_topic, open_local_session, LocalSession};
 use crate::clock::Millis;
 use crate::codec::mqtt::topic::valid_topic_name;
-use crate::codec::mqtt::{Ack, Packet, Properties, Publish, QoS};
+use crate::codec::mqtt::{Ack, Packet, Props, Publish, QoS};
 use crate::codec::mqttsn::{
     self as sn, Flags, Frame, Message, ReturnCode, SnQos, SubTopic, TopicIdType,
 };
@@ -587,7 +587,7 @@ impl SnBridge {
             retain: flags.retain,
             topic: topic.into(),
             packet_id: if qos == QoS::AtMostOnce { 0 } else { msg_id },
-            properties: Properties::default(),
+            properties: Props::none(),
             payload: Rc::from(data),
         };
         self.engine_packet(Packet::Publish(p));
@@ -654,7 +654,7 @@ impl SnBridge {
         }
         let p = Publish {
             topic: topic.into(),
-            properties: Properties::default(),
+            properties: Props::none(),
             ..p
         };
         self.queue.push_back(Work::Publish(Box::new(p), false));

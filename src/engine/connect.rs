@@ -9,7 +9,9 @@ use super::event::{Action, ConnId, ListenerId};
 use super::session::{Link, OutState, PendingWill, Session, EXPIRY_NEVER};
 use super::timers::{SessionSlot, TimerKey};
 use super::{ConnState, Engine};
-use crate::codec::mqtt::{ConnAck, Connect, Packet, Properties, ProtocolVersion, QoS, ReasonCode};
+use crate::codec::mqtt::{
+    ConnAck, Connect, Packet, Properties, Props, ProtocolVersion, QoS, ReasonCode,
+};
 
 /// Prefix of identifiers the broker assigns to clients that send an empty one.
 const ASSIGNED_ID_PREFIX: &str = "culex-";
@@ -227,7 +229,7 @@ impl Engine {
             Packet::ConnAck(ConnAck {
                 session_present: present,
                 reason: ReasonCode::Success,
-                properties: props,
+                properties: props.into(),
             }),
         );
         let internal = self.conns.get(&conn).is_some_and(|c| c.internal);
@@ -257,7 +259,7 @@ impl Engine {
         let ack = ConnAck {
             session_present: false,
             reason,
-            properties: Properties::default(),
+            properties: Props::none(),
         };
         self.send(conn, Packet::ConnAck(ack));
         self.close(conn, "connection refused", None);

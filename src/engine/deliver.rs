@@ -16,7 +16,7 @@ use super::session::{Delivery, Inflight, OutState};
 use super::topic_tree::SessionKey;
 use super::Engine;
 use crate::clock::Millis;
-use crate::codec::mqtt::{Ack, Packet, Properties, Publish, QoS, ReasonCode};
+use crate::codec::mqtt::{Ack, Packet, Props, Publish, QoS, ReasonCode};
 
 /// Queued messages of a persistent session held in memory at most; the rest of its queue
 /// is read from the store as the client takes them.
@@ -294,7 +294,7 @@ impl Engine {
             return false;
         };
         let v5 = link.version.is_v5();
-        let mut properties = Properties::default();
+        let mut properties = Props::none();
         let mut topic = match s.mount().map(|m| &**m) {
             // The client sees its topics without its listener's mount point.
             Some(m) => d
@@ -306,9 +306,16 @@ impl Engine {
         };
         let mut new_alias = None;
         if v5 {
+            // A copy of the message's properties: no allocation when it has none. Each field
+            // is written only when it changes, as a write allocates the properties' box.
             properties = d.msg.properties.clone();
-            properties.message_expiry_interval = d.msg.remaining_expiry_secs(now);
-            properties.subscription_identifiers.clone_from(&d.sub_ids);
+            let expiry = d.msg.remaining_expiry_secs(now);
+            if properties.message_expiry_interval != expiry {
+                properties.message_expiry_interval = expiry;
+            }
+            if properties.subscription_identifiers != d.sub_ids {
+                properties.subscription_identifiers.clone_from(&d.sub_ids);
+            }
             if link.alias_max > 0 {
                 if let Some(a) = link.alias_out(&d.msg.topic) {
                     properties.topic_alias = Some(a);

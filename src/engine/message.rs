@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use crate::clock::Millis;
-use crate::codec::mqtt::{Properties, Publish, QoS};
+use crate::codec::mqtt::{Props, Publish, QoS};
 
 /// A message accepted from a publisher (or a will, or `$SYS`). Immutable once built.
 #[derive(Debug)]
@@ -15,8 +15,9 @@ pub struct Message {
     pub retain: bool,
     /// The properties forwarded to subscribers: payload format, content type, response topic,
     /// correlation data, user properties. Never a topic alias or subscription identifier, and
-    /// the expiry interval is recomputed at each delivery from `expires_at`.
-    pub properties: Properties,
+    /// the expiry interval is recomputed at each delivery from `expires_at`. Empty (no
+    /// allocation) for a message published without any of them.
+    pub properties: Props,
     /// When the message expires (Message Expiry Interval), if it does.
     pub expires_at: Option<Millis>,
     /// The session that published it, for No Local; `None` for wills and `$SYS`.
@@ -27,12 +28,18 @@ impl Message {
     /// Builds a message from an inbound PUBLISH whose topic alias has been resolved.
     pub fn from_publish(p: Publish, topic: Rc<str>, now: Millis, origin: Option<u64>) -> Self {
         let mut properties = p.properties;
-        let expires_at = properties
-            .message_expiry_interval
-            .take()
-            .map(|secs| now.saturating_add_secs(u64::from(secs)));
-        properties.topic_alias = None;
-        properties.subscription_identifiers.clear();
+        let mut expires_at = None;
+        // Only held properties are written: writing through `DerefMut` would allocate.
+        if let Some(held) = properties.get_mut() {
+            expires_at = held
+                .message_expiry_interval
+                .take()
+                .map(|secs| now.saturating_add_secs(u64::from(secs)));
+            held.topic_alias = None;
+            held.subscription_identifiers.clear();
+        }
+        // A PUBLISH whose only property was its topic alias leaves nothing to keep.
+        properties.shrink();
         Self {
             topic,
             payload: p.payload,

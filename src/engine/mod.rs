@@ -53,9 +53,7 @@ use std::rc::Rc;
 use slab::Slab;
 
 use crate::clock::Millis;
-use crate::codec::mqtt::{
-    encoded_len, Disconnect, Packet, Properties, ProtocolVersion, ReasonCode,
-};
+use crate::codec::mqtt::{encoded_len, Disconnect, Packet, Props, ProtocolVersion, ReasonCode};
 use crate::rng::Rng;
 use conn_id::ConnMap;
 use durable::{Change, Journal};
@@ -515,7 +513,7 @@ impl Engine {
                     let ack = crate::codec::mqtt::ConnAck {
                         session_present: false,
                         reason: ReasonCode::UnsupportedProtocolVersion,
-                        properties: Properties::default(),
+                        properties: Props::none(),
                     };
                     self.send(conn, Packet::ConnAck(ack));
                 }
@@ -633,7 +631,7 @@ impl Engine {
             if c.version.is_v5() {
                 let d = Disconnect {
                     reason,
-                    properties: Properties::default(),
+                    properties: Props::none(),
                 };
                 self.send(conn, Packet::Disconnect(d));
             }
@@ -751,6 +749,7 @@ impl Engine {
             .take()
             .map(|secs| self.now.saturating_add_secs(u64::from(secs)));
         properties.will_delay_interval = None;
+        properties.shrink();
         let msg = message::Message {
             topic: w.will.topic.as_str().into(),
             payload: w.will.payload.into(),

@@ -10,7 +10,7 @@ use super::message::Message;
 use super::topic_tree::SessionKey;
 use super::Engine;
 use super::CLOCK_ADVANCE_MAX_MS;
-use crate::codec::mqtt::{topic, Ack, Packet, Properties, Publish, QoS, ReasonCode};
+use crate::codec::mqtt::{topic, Ack, Packet, Props, Publish, QoS, ReasonCode};
 
 impl Engine {
     pub(super) fn on_publish(&mut self, conn: ConnId, key: SessionKey, p: Publish) {
@@ -178,7 +178,7 @@ impl Engine {
         let ack = Ack {
             packet_id: id,
             reason: r,
-            properties: Properties::default(),
+            properties: Props::none(),
         };
         match qos {
             QoS::AtMostOnce => {}

@@ -10,9 +10,7 @@ use super::session::Delivery;
 use super::topic_tree::{SessionKey, Subscription};
 use super::Engine;
 use crate::codec::mqtt::topic::{parse_filter, Filter};
-use crate::codec::mqtt::{
-    Packet, Properties, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe,
-};
+use crate::codec::mqtt::{Packet, Props, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe};
 
 impl Engine {
     pub(super) fn on_subscribe(&mut self, conn: ConnId, key: SessionKey, sub: Subscribe) {
@@ -137,7 +135,7 @@ impl Engine {
         }
         let ack = SubAck {
             packet_id: sub.packet_id,
-            properties: Properties::default(),
+            properties: Props::none(),
             reasons,
         };
         self.send(conn, Packet::SubAck(ack));
@@ -177,7 +175,7 @@ impl Engine {
         }
         let ack = UnsubAck {
             packet_id: u.packet_id,
-            properties: Properties::default(),
+            properties: Props::none(),
             reasons,
         };
         self.send(conn, Packet::UnsubAck(ack));

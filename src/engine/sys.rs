@@ -6,7 +6,7 @@ use std::rc::Rc;
 use super::message::Message;
 use super::timers::TimerKey;
 use super::Engine;
-use crate::codec::mqtt::{Properties, QoS};
+use crate::codec::mqtt::{Props, QoS};
 
 const VERSION: &str = concat!("culex ", env!("CARGO_PKG_VERSION"));
 
@@ -96,7 +96,7 @@ impl Engine {
             payload: value.into_bytes().into(),
             qos: QoS::AtMostOnce,
             retain: true,
-            properties: Properties::default(),
+            properties: Props::none(),
             expires_at: None,
             origin: None,
         })

@@ -24,7 +24,7 @@ pub(super) fn engine_connect(client_id: String, clean: bool, username: Option<St
         protocol: ProtocolVersion::V5,
         clean_start: clean,
         keep_alive: 0,
-        properties,
+        properties: properties.into(),
         client_id,
         will: None,
         username,

@@ -516,7 +516,7 @@ impl Gateway {
             retain: flags.retain,
             topic,
             packet_id: 0,
-            properties: mqtt::Properties::default(),
+            properties: mqtt::Props::none(),
             payload: Rc::from(data),
         };
         self.engine(Input::Packet {

@@ -26,7 +26,7 @@ use crate::bridge::mqtt::Bridge;
 use crate::bridge::mqttsn::SnBridge;
 use crate::bridge::webhook::Webhook;
 use crate::clock::Millis;
-use crate::codec::mqtt::{Packet, Properties, ProtocolVersion, QoS};
+use crate::codec::mqtt::{Packet, Props, ProtocolVersion, QoS};
 use crate::config::bridge::{BridgeConfig, BridgeKind, BridgeProtocol, BridgeTransport, SnDtls};
 use crate::engine::event::{Action, ConnId, Input, ListenerId};
 use crate::engine::message::Message;
@@ -371,7 +371,7 @@ impl Reactor {
                     payload: Rc::from(if up { &b"1"[..] } else { &b"0"[..] }),
                     qos: QoS::AtMostOnce,
                     retain: true,
-                    properties: Properties::default(),
+                    properties: Props::none(),
                     expires_at: None,
                     origin: None,
                 };

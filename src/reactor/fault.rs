@@ -269,7 +269,7 @@ fn duplicate_of(packet: &Packet) -> Packet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::mqtt::{Properties, Publish};
+    use crate::codec::mqtt::{Props, Publish};
     use std::rc::Rc;
 
     fn publish(qos: QoS) -> Packet {
@@ -279,7 +279,7 @@ mod tests {
             retain: false,
             topic: Rc::from("a/b"),
             packet_id: if qos == QoS::AtMostOnce { 0 } else { 7 },
-            properties: Properties::default(),
+            properties: Props::none(),
             payload: Rc::from(&b"x"[..]),
         })
     }

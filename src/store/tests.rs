@@ -42,7 +42,8 @@ fn message(topic: &str, payload: &[u8], expires_at: Option<Millis>) -> Message {
             correlation_data: Some(vec![0, 1, 2]),
             user_properties: vec![("k".into(), "v".into()), ("k".into(), "w".into())],
             ..Properties::default()
-        },
+        }
+        .into(),
         expires_at,
         origin: None,
     }
@@ -113,7 +114,8 @@ fn session_with_will() -> SessionRecord {
                     will_delay_interval: Some(30),
                     content_type: Some("text/plain".into()),
                     ..Properties::default()
-                },
+                }
+                .into(),
             },
             delay_secs: 30,
             due: Some(Millis(30_000)),

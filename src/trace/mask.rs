@@ -339,7 +339,8 @@ mod tests {
             properties: Properties {
                 topic_alias: alias,
                 ..Properties::default()
-            },
+            }
+            .into(),
             payload: Rc::from(&b"hi"[..]),
         })
     }
@@ -357,7 +358,7 @@ mod tests {
             Packet::ConnAck(ConnAck {
                 session_present: false,
                 reason: ReasonCode::Success,
-                properties: props,
+                properties: props.into(),
             })
         };
         let ours = connack(Properties {

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use culex::codec::mqtt::{
-    self, Ack, ConnAck, Connect, Disconnect, Packet, Properties, ProtocolVersion, Publish, QoS,
+    self, Ack, ConnAck, Connect, Disconnect, Packet, Props, ProtocolVersion, Publish, QoS,
     ReasonCode, SubOptions, Subscribe, Unsubscribe, Will,
 };
 use culex::codec::mqttsn as sn;
@@ -39,7 +39,7 @@ fn connect_packet(version: ProtocolVersion, id: &str, clean: bool, keep_alive: u
         protocol: version,
         clean_start: clean,
         keep_alive,
-        properties: Properties::default(),
+        properties: Props::none(),
         client_id: id.to_owned(),
         will: None,
         username: None,
@@ -55,7 +55,7 @@ fn publish(topic: &str, payload: &[u8], qos: QoS, id: u16, retain: bool) -> Publ
         retain,
         topic: Rc::from(topic),
         packet_id: id,
-        properties: Properties::default(),
+        properties: Props::none(),
         payload: Rc::from(payload),
     }
 }
@@ -63,7 +63,7 @@ fn publish(topic: &str, payload: &[u8], qos: QoS, id: u16, retain: bool) -> Publ
 fn subscribe(id: u16, filter: &str, qos: QoS) -> Subscribe {
     Subscribe {
         packet_id: id,
-        properties: Properties::default(),
+        properties: Props::none(),
         filters: vec![(
             filter.to_owned(),
             SubOptions {
@@ -79,7 +79,7 @@ fn subscribe(id: u16, filter: &str, qos: QoS) -> Subscribe {
 fn disconnect() -> Packet {
     Packet::Disconnect(Disconnect {
         reason: ReasonCode::Success,
-        properties: Properties::default(),
+        properties: Props::none(),
     })
 }
 
@@ -215,7 +215,7 @@ fn v311_pubsub(port: u16) {
     sub.send(&Packet::PubComp(Ack::success(p.packet_id)));
     sub.send(&Packet::Unsubscribe(Unsubscribe {
         packet_id: 2,
-        properties: Properties::default(),
+        properties: Props::none(),
         filters: vec!["t311/#".to_owned()],
     }));
     assert!(matches!(sub.recv(), Packet::UnsubAck(_)));
@@ -280,7 +280,7 @@ fn will(port: u16) {
             payload: b"gone".to_vec(),
             qos: QoS::AtLeastOnce,
             retain: false,
-            properties: Properties::default(),
+            properties: Props::none(),
         });
         c
     };

@@ -66,7 +66,7 @@ fn connack() -> Packet {
     Packet::ConnAck(ConnAck {
         session_present: false,
         reason: ReasonCode::Success,
-        properties: Properties::default(),
+        properties: Props::none(),
     })
 }
 
@@ -77,7 +77,7 @@ fn publish(topic: &str, qos: QoS, id: u16) -> Publish {
         retain: false,
         topic: topic.into(),
         packet_id: id,
-        properties: Properties::default(),
+        properties: Props::none(),
         payload: Rc::from(&b"x"[..]),
     }
 }
@@ -279,7 +279,7 @@ fn a_refused_connack_and_a_silent_remote_are_failures() {
         Packet::ConnAck(ConnAck {
             session_present: false,
             reason: ReasonCode::NotAuthorized,
-            properties: Properties::default(),
+            properties: Props::none(),
         }),
     );
     assert!(drain(&mut b).iter().any(|o| matches!(o, Output::Close)));
@@ -301,7 +301,7 @@ fn stop_disconnects_and_closes_the_local_session() {
         Millis(3),
         Packet::SubAck(SubAck {
             packet_id: 1,
-            properties: Properties::default(),
+            properties: Props::none(),
             reasons: vec![ReasonCode::GrantedQos2],
         }),
     );

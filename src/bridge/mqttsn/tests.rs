@@ -94,7 +94,7 @@ fn publish(topic: &str, qos: QoS, id: u16) -> Packet {
         retain: false,
         topic: topic.into(),
         packet_id: id,
-        properties: Properties::default(),
+        properties: Props::none(),
         payload: Rc::from(&b"x"[..]),
     })
 }

@@ -4,7 +4,7 @@ use super::*;
 use std::rc::Rc;
 
 use crate::bridge::mqtt::BRIDGE_LISTENER;
-use crate::codec::mqtt::{ProtocolVersion, SubOptions};
+use crate::codec::mqtt::{Props, ProtocolVersion, SubOptions};
 use crate::config::bridge::bridge_from_options;
 use crate::engine::session::EXPIRY_NEVER;
 
@@ -80,7 +80,7 @@ fn publish(topic: &str, qos: QoS, id: u16, payload: &[u8]) -> Packet {
         retain: false,
         topic: topic.into(),
         packet_id: id,
-        properties: Properties::default(),
+        properties: Props::none(),
         payload: Rc::from(payload),
     })
 }
@@ -170,7 +170,7 @@ fn a_message_becomes_one_signed_post() {
         retain: true,
         topic: "s/t".into(),
         packet_id: 9,
-        properties: Properties::default(),
+        properties: Props::none(),
         payload: Rc::from(&b"hi \"x\""[..]),
     };
     p.properties.content_type = Some("text/plain".to_owned());

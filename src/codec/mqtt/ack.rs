@@ -96,7 +96,7 @@ pub(crate) fn encode_ack(a: &Ack, version: ProtocolVersion, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{enc, err, fixture_round_trip, value_round_trip};
-    use super::super::{decode, ErrorKind, Packet, Properties};
+    use super::super::{decode, ErrorKind, Packet, Properties, Props};
     use super::*;
     use ProtocolVersion::{V31, V311, V5};
 
@@ -177,10 +177,10 @@ mod tests {
             } else {
                 (ReasonCode::Success, ReasonCode::Success)
             };
-            value_round_trip(&Packet::PubAck(make(r1, rich.clone())), v);
-            value_round_trip(&Packet::PubRec(make(r1, Properties::default())), v);
-            value_round_trip(&Packet::PubRel(make(r2, rich.clone())), v);
-            value_round_trip(&Packet::PubComp(make(ReasonCode::Success, rich)), v);
+            value_round_trip(&Packet::PubAck(make(r1, rich.clone().into())), v);
+            value_round_trip(&Packet::PubRec(make(r1, Props::none())), v);
+            value_round_trip(&Packet::PubRel(make(r2, rich.clone().into())), v);
+            value_round_trip(&Packet::PubComp(make(ReasonCode::Success, rich.into())), v);
         }
     }
 
@@ -190,7 +190,7 @@ mod tests {
         let want = Ack {
             packet_id: 1,
             reason: ReasonCode::Success,
-            properties: Properties::default(),
+            properties: Props::none(),
         };
         assert_eq!(p, Ok(Packet::PubAck(want.clone())));
         assert_eq!(enc(&Packet::PubAck(want), V5), PUBACK_V5_SHORT);
@@ -204,7 +204,8 @@ mod tests {
             properties: Properties {
                 reason_string: Some("x".into()),
                 ..Properties::default()
-            },
+            }
+            .into(),
         };
         assert_eq!(enc(&Packet::PubAck(a), V311), PUBACK_V311);
     }

@@ -262,7 +262,7 @@ pub(crate) fn encode_connack(c: &ConnAck, version: ProtocolVersion, out: &mut Ve
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{err, fixture_round_trip, value_round_trip};
-    use super::super::{decode, Packet, Properties};
+    use super::super::{decode, Packet, Properties, Props};
     use super::*;
     use ProtocolVersion::{V31, V311, V5};
 
@@ -337,7 +337,7 @@ mod tests {
         assert_eq!(c.username.as_deref(), Some("u"));
         assert_eq!(c.password.as_deref(), Some(&b"pw"[..]));
         let c = connect(CONNECT_V5_MIN, V5);
-        assert_eq!((c.protocol, c.properties), (V5, Properties::default()));
+        assert_eq!((c.protocol, c.properties), (V5, Props::none()));
         let c = connect(CONNECT_V5_FULL, V5);
         assert_eq!(c.properties.session_expiry_interval, Some(30));
         assert_eq!(c.properties.receive_maximum, Some(20));
@@ -366,14 +366,14 @@ mod tests {
                 protocol,
                 clean_start: false,
                 keep_alive: 0xFFFF,
-                properties: Properties::default(),
+                properties: Props::none(),
                 client_id: "client-é".into(),
                 will: Some(Will {
                     topic: "last/will".into(),
                     payload: vec![0, 1, 2, 255],
                     qos: QoS::ExactlyOnce,
                     retain: true,
-                    properties: Properties::default(),
+                    properties: Props::none(),
                 }),
                 username: Some("user".into()),
                 password: Some(vec![0xFF; 4]),
@@ -398,7 +398,7 @@ mod tests {
             protocol: V311,
             clean_start: true,
             keep_alive: 60,
-            properties: Properties::default(),
+            properties: Props::none(),
             client_id: "b".into(),
             will: None,
             username: None,
@@ -420,7 +420,7 @@ mod tests {
             protocol: V5,
             clean_start: true,
             keep_alive: 10,
-            properties: Properties::default(),
+            properties: Props::none(),
             client_id: "c".into(),
             will: None,
             username: None,
@@ -516,14 +516,14 @@ mod tests {
             protocol: V5,
             clean_start: true,
             keep_alive: 0,
-            properties: Properties::default(),
+            properties: Props::none(),
             client_id: String::new(),
             will: Some(Will {
                 topic: String::new(),
                 payload: Vec::new(),
                 qos: QoS::AtMostOnce,
                 retain: false,
-                properties: Properties::default(),
+                properties: Props::none(),
             }),
             username: None,
             password: None,
@@ -578,7 +578,7 @@ mod tests {
         let want = ConnAck {
             session_present: false,
             reason: ReasonCode::Success,
-            properties: Properties::default(),
+            properties: Props::none(),
         };
         assert_eq!(p, Packet::ConnAck(want));
         let p = fixture_round_trip(CONNACK_V311_REFUSED, V311);
@@ -611,7 +611,8 @@ mod tests {
                 properties: Properties {
                     reason_string: Some(reason.text().into()),
                     ..Properties::default()
-                },
+                }
+                .into(),
             };
             value_round_trip(&Packet::ConnAck(c), V5);
         }
@@ -620,7 +621,7 @@ mod tests {
             let c = ConnAck {
                 session_present: false,
                 reason,
-                properties: Properties::default(),
+                properties: Props::none(),
             };
             value_round_trip(&Packet::ConnAck(c), V311);
         }
@@ -631,7 +632,7 @@ mod tests {
         let c = ConnAck {
             session_present: false,
             reason: ReasonCode::Banned,
-            properties: Properties::default(),
+            properties: Props::none(),
         };
         let b = super::super::test_support::enc(&Packet::ConnAck(c), V311);
         assert_eq!(b, [0x20, 0x02, 0x00, 0x05]);

@@ -127,7 +127,7 @@ pub(crate) fn encode_auth(a: &Auth, version: ProtocolVersion, out: &mut Vec<u8>)
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{enc, err, fixture_round_trip, value_round_trip};
-    use super::super::{decode, ErrorKind, Packet, Properties};
+    use super::super::{decode, ErrorKind, Packet, Properties, Props};
     use super::*;
     use ProtocolVersion::{V31, V311, V5};
 
@@ -174,7 +174,7 @@ mod tests {
     fn disconnect_fixtures_round_trip() {
         let normal = Disconnect {
             reason: ReasonCode::Success,
-            properties: Properties::default(),
+            properties: Props::none(),
         };
         for v in [V31, V311, V5] {
             assert_eq!(
@@ -204,16 +204,22 @@ mod tests {
                 server_reference: Some("elsewhere".into()),
                 ..Properties::default()
             };
-            value_round_trip(&Packet::Disconnect(Disconnect { reason, properties }), V5);
+            value_round_trip(
+                &Packet::Disconnect(Disconnect {
+                    reason,
+                    properties: properties.into(),
+                }),
+                V5,
+            );
             let d = Disconnect {
                 reason,
-                properties: Properties::default(),
+                properties: Props::none(),
             };
             value_round_trip(&Packet::Disconnect(d), V5);
         }
         let d = Disconnect {
             reason: ReasonCode::Success,
-            properties: Properties::default(),
+            properties: Props::none(),
         };
         value_round_trip(&Packet::Disconnect(d), V311);
     }
@@ -225,7 +231,8 @@ mod tests {
             properties: Properties {
                 reason_string: Some("x".into()),
                 ..Properties::default()
-            },
+            }
+            .into(),
         };
         assert_eq!(enc(&Packet::Disconnect(d), V311), DISCONNECT);
     }
@@ -283,10 +290,16 @@ mod tests {
                 reason_string: Some("r".into()),
                 ..Properties::default()
             };
-            value_round_trip(&Packet::Auth(Auth { reason, properties }), V5);
+            value_round_trip(
+                &Packet::Auth(Auth {
+                    reason,
+                    properties: properties.into(),
+                }),
+                V5,
+            );
             let a = Auth {
                 reason,
-                properties: Properties::default(),
+                properties: Props::none(),
             };
             value_round_trip(&Packet::Auth(a), V5);
         }
@@ -297,7 +310,7 @@ mod tests {
         let p = decode(&[0xF0, 0x01, 0x19], V5);
         let want = Auth {
             reason: ReasonCode::ReAuthenticate,
-            properties: Properties::default(),
+            properties: Props::none(),
         };
         assert_eq!(p, Ok(Packet::Auth(want)));
     }
@@ -327,7 +340,8 @@ mod tests {
             properties: Properties {
                 authentication_method: Some("M".into()),
                 ..Properties::default()
-            },
+            }
+            .into(),
         };
         assert_eq!(enc(&Packet::Auth(a), V311), [0xF0, 0x02, 0x18, 0x00]);
     }

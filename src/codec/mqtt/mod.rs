@@ -19,6 +19,7 @@ use std::rc::Rc;
 
 use crate::codec::cursor::Reader;
 
+pub use self::props::Props;
 pub use self::reason::{ReasonCode, ReasonPacket};
 
 mod ack;
@@ -26,6 +27,7 @@ mod connect;
 mod control;
 mod header;
 mod property;
+mod props;
 mod publish;
 pub mod reason;
 mod subscribe;
@@ -74,7 +76,7 @@ impl QoS {
     }
 }
 
-/// Every MQTT 5.0 property. A 3.1.1 packet decodes with `Properties::default()` and encodes
+/// Every MQTT 5.0 property. A 3.1.1 packet decodes with none (an empty [`Props`]) and encodes
 /// none of them. `decode` rejects a property that the packet type may not carry and a
 /// duplicate of a property that may appear once.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -115,7 +117,7 @@ pub struct Will {
     pub qos: QoS,
     pub retain: bool,
     /// Will properties (v5 only).
-    pub properties: Properties,
+    pub properties: Props,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,7 +126,7 @@ pub struct Connect {
     /// Clean Session (3.1.1) / Clean Start (5.0).
     pub clean_start: bool,
     pub keep_alive: u16,
-    pub properties: Properties,
+    pub properties: Props,
     pub client_id: String,
     pub will: Option<Will>,
     pub username: Option<String>,
@@ -140,7 +142,7 @@ pub struct ConnAck {
     pub session_present: bool,
     /// Encoded as the v5 reason code, or as the 3.1.1 return code via `ReasonCode::v3_connack`.
     pub reason: ReasonCode,
-    pub properties: Properties,
+    pub properties: Props,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,7 +154,7 @@ pub struct Publish {
     pub topic: Rc<str>,
     /// 0 for QoS 0 (absent on the wire), non-zero otherwise.
     pub packet_id: u16,
-    pub properties: Properties,
+    pub properties: Props,
     pub payload: Rc<[u8]>,
 }
 
@@ -161,7 +163,7 @@ pub struct Publish {
 pub struct Ack {
     pub packet_id: u16,
     pub reason: ReasonCode,
-    pub properties: Properties,
+    pub properties: Props,
 }
 
 impl Ack {
@@ -170,7 +172,7 @@ impl Ack {
         Self {
             packet_id,
             reason: ReasonCode::Success,
-            properties: Properties::default(),
+            properties: Props::none(),
         }
     }
 }
@@ -187,14 +189,14 @@ pub struct SubOptions {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Subscribe {
     pub packet_id: u16,
-    pub properties: Properties,
+    pub properties: Props,
     pub filters: Vec<(String, SubOptions)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubAck {
     pub packet_id: u16,
-    pub properties: Properties,
+    pub properties: Props,
     /// One per filter: GrantedQos0/1/2 or a failure code (3.1.1 encodes any failure as 0x80).
     pub reasons: Vec<ReasonCode>,
 }
@@ -202,14 +204,14 @@ pub struct SubAck {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unsubscribe {
     pub packet_id: u16,
-    pub properties: Properties,
+    pub properties: Props,
     pub filters: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnsubAck {
     pub packet_id: u16,
-    pub properties: Properties,
+    pub properties: Props,
     /// v5 only; 3.1.1 UNSUBACK has no payload.
     pub reasons: Vec<ReasonCode>,
 }
@@ -217,13 +219,13 @@ pub struct UnsubAck {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Disconnect {
     pub reason: ReasonCode,
-    pub properties: Properties,
+    pub properties: Props,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Auth {
     pub reason: ReasonCode,
-    pub properties: Properties,
+    pub properties: Props,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -474,7 +476,7 @@ pub fn encode_properties(p: &Properties, set: PropertySet, out: &mut Vec<u8>) {
 }
 
 /// Reads properties written by [`encode_properties`], with the wire form's checks.
-pub fn decode_properties(r: &mut Reader<'_>, set: PropertySet) -> Result<Properties, DecodeError> {
+pub fn decode_properties(r: &mut Reader<'_>, set: PropertySet) -> Result<Props, DecodeError> {
     property::decode(r, set.ctx())
 }
 
@@ -543,7 +545,8 @@ mod tests {
             properties: Properties {
                 will_delay_interval: Some(3),
                 ..Properties::default()
-            },
+            }
+            .into(),
         };
         let connect = |protocol| Connect {
             protocol,
@@ -552,7 +555,8 @@ mod tests {
             properties: Properties {
                 receive_maximum: Some(5),
                 ..Properties::default()
-            },
+            }
+            .into(),
             client_id: "cid".into(),
             will: Some(will.clone()),
             username: Some("u".into()),
@@ -562,7 +566,7 @@ mod tests {
         let ack = Ack {
             packet_id: 7,
             reason: ReasonCode::Success,
-            properties: props.clone(),
+            properties: props.clone().into(),
         };
         let opts = SubOptions {
             qos: QoS::ExactlyOnce,
@@ -579,7 +583,8 @@ mod tests {
                 properties: Properties {
                     maximum_qos: Some(1),
                     ..props.clone()
-                },
+                }
+                .into(),
             }),
             Packet::Publish(Publish {
                 dup: true,
@@ -590,7 +595,8 @@ mod tests {
                 properties: Properties {
                     topic_alias: Some(2),
                     ..Properties::default()
-                },
+                }
+                .into(),
                 payload: Rc::from(&b"payload"[..]),
             }),
             Packet::PubAck(ack.clone()),
@@ -602,33 +608,34 @@ mod tests {
                 properties: Properties {
                     subscription_identifiers: vec![4],
                     ..Properties::default()
-                },
+                }
+                .into(),
                 filters: vec![("a/+".into(), opts), ("b/#".into(), opts)],
             }),
             Packet::SubAck(SubAck {
                 packet_id: 3,
-                properties: props.clone(),
+                properties: props.clone().into(),
                 reasons: vec![ReasonCode::GrantedQos2, ReasonCode::NotAuthorized],
             }),
             Packet::Unsubscribe(Unsubscribe {
                 packet_id: 4,
-                properties: props.clone(),
+                properties: props.clone().into(),
                 filters: vec!["a/+".into()],
             }),
             Packet::UnsubAck(UnsubAck {
                 packet_id: 4,
-                properties: props.clone(),
+                properties: props.clone().into(),
                 reasons: vec![ReasonCode::NoSubscriptionExisted],
             }),
             Packet::PingReq,
             Packet::PingResp,
             Packet::Disconnect(Disconnect {
                 reason: ReasonCode::ServerShuttingDown,
-                properties: props.clone(),
+                properties: props.clone().into(),
             }),
             Packet::Auth(Auth {
                 reason: ReasonCode::ContinueAuthentication,
-                properties: props,
+                properties: props.into(),
             }),
         ]
     }
@@ -652,6 +659,13 @@ mod tests {
                 .wrapping_add(1_442_695_040_888_963_407);
             (self.0 >> 33) as u8
         }
+    }
+
+    /// A packet is moved several times between decoding and encoding; its properties are
+    /// behind a pointer so that each move copies a few words, not every property.
+    #[test]
+    fn packet_is_small() {
+        assert!(size_of::<Packet>() <= 48, "{}", size_of::<Packet>());
     }
 
     #[test]
@@ -754,7 +768,7 @@ mod tests {
             retain: false,
             topic: Rc::from("t"),
             packet_id: 0,
-            properties: Properties::default(),
+            properties: Props::none(),
             payload: Rc::from(vec![0u8; 200_000]),
         });
         let bytes = enc(&p, V311);

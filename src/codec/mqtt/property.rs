@@ -6,7 +6,7 @@
 //! carry (such fields of [`Properties`] are skipped, so the output is always valid).
 
 use super::header::{malformed, protocol};
-use super::{DecodeError, Properties};
+use super::{DecodeError, Properties, Props};
 use crate::codec::cursor::{field_len, varint_len, Reader, Writer};
 
 const PAYLOAD_FORMAT_INDICATOR: u8 = 0x01;
@@ -114,10 +114,14 @@ fn boolean(r: &mut Reader<'_>, clause: &'static str) -> Result<u8, DecodeError> 
 }
 
 /// Reads the property length and the properties of a packet of kind `ctx`.
-pub(crate) fn decode(r: &mut Reader<'_>, ctx: PropCtx) -> Result<Properties, DecodeError> {
+/// No properties (length 0) take no allocation; others are boxed.
+pub(crate) fn decode(r: &mut Reader<'_>, ctx: PropCtx) -> Result<Props, DecodeError> {
     let len = r.varint()?;
     // A property length overrunning the packet is malformed (2.2.2.1).
     let mut pr = r.sub(len as usize).map_err(|_| malformed("2.2.2.1"))?;
+    if pr.is_empty() {
+        return Ok(Props::none());
+    }
     let mut p = Properties::default();
     while !pr.is_empty() {
         let id = pr.varint()?;
@@ -221,7 +225,8 @@ pub(crate) fn decode(r: &mut Reader<'_>, ctx: PropCtx) -> Result<Properties, Dec
             _ => return Err(malformed(PROPERTIES)),
         }
     }
-    Ok(p)
+    // Every property read set a field of `p`, and at least one was read.
+    Ok(Props::boxed(p))
 }
 
 /// One property value on the wire.
@@ -387,7 +392,7 @@ mod tests {
         let mut r = Reader::new(bytes);
         let p = decode(&mut r, ctx)?;
         assert!(r.is_empty());
-        Ok(p)
+        Ok(p.into_inner())
     }
 
     fn kind(bytes: &[u8], ctx: PropCtx) -> Option<ErrorKind> {

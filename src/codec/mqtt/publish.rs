@@ -106,7 +106,7 @@ pub(crate) fn encode_publish(p: &Publish, version: ProtocolVersion, out: &mut Ve
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{enc, err, fixture_round_trip, value_round_trip};
-    use super::super::{Packet, Properties};
+    use super::super::{Packet, Properties, Props};
     use super::*;
     use ProtocolVersion::{V31, V311, V5};
 
@@ -171,7 +171,7 @@ mod tests {
                     retain: true,
                     topic: Rc::from("sport/tennis/player1"),
                     packet_id: if qos == QoS::AtMostOnce { 0 } else { 65_535 },
-                    properties: Properties::default(),
+                    properties: Props::none(),
                     payload: Rc::from(vec![7u8; 300]),
                 };
                 if v.is_v5() {
@@ -196,7 +196,8 @@ mod tests {
             properties: Properties {
                 topic_alias: Some(3),
                 ..Properties::default()
-            },
+            }
+            .into(),
             payload: Rc::from(&b"hi"[..]),
         };
         assert_eq!(enc(&Packet::Publish(p), V311), PUBLISH_V311_QOS0);

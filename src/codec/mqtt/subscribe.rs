@@ -193,7 +193,7 @@ pub(crate) fn encode_suback(s: &SubAck, version: ProtocolVersion, out: &mut Vec<
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{enc, err, fixture_round_trip, value_round_trip};
-    use super::super::{ErrorKind, Packet, Properties};
+    use super::super::{ErrorKind, Packet, Properties, Props};
     use super::*;
     use ProtocolVersion::{V31, V311, V5};
 
@@ -274,7 +274,7 @@ mod tests {
             value_round_trip(
                 &Packet::Subscribe(Subscribe {
                     packet_id: 7,
-                    properties,
+                    properties: properties.into(),
                     filters,
                 }),
                 v,
@@ -399,7 +399,7 @@ mod tests {
         };
         let s = SubAck {
             packet_id: 3,
-            properties,
+            properties: properties.into(),
             reasons: all,
         };
         value_round_trip(&Packet::SubAck(s), V5);
@@ -410,7 +410,7 @@ mod tests {
         ];
         let s = SubAck {
             packet_id: 3,
-            properties: Properties::default(),
+            properties: Props::none(),
             reasons,
         };
         value_round_trip(&Packet::SubAck(s), V311);
@@ -421,7 +421,7 @@ mod tests {
         let reasons = vec![ReasonCode::NotAuthorized, ReasonCode::GrantedQos1];
         let s = SubAck {
             packet_id: 10,
-            properties: Properties::default(),
+            properties: Props::none(),
             reasons,
         };
         assert_eq!(

@@ -109,7 +109,7 @@ pub(crate) fn encode_unsuback(u: &UnsubAck, version: ProtocolVersion, out: &mut 
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{enc, err, fixture_round_trip, value_round_trip};
-    use super::super::{ErrorKind, Packet, Properties, ReasonCode};
+    use super::super::{ErrorKind, Packet, Properties, Props, ReasonCode};
     use super::*;
     use ProtocolVersion::{V31, V311, V5};
 
@@ -149,7 +149,7 @@ mod tests {
             let filters = vec!["x".to_owned(), "$share/g/y/+".to_owned(), "#".to_owned()];
             let u = Unsubscribe {
                 packet_id: 0xFFFF,
-                properties,
+                properties: properties.into(),
                 filters,
             };
             value_round_trip(&Packet::Unsubscribe(u), v);
@@ -200,7 +200,7 @@ mod tests {
         let p = fixture_round_trip(UNSUBACK_V311, V311);
         let want = UnsubAck {
             packet_id: 5,
-            properties: Properties::default(),
+            properties: Props::none(),
             reasons: vec![],
         };
         assert_eq!(p, Packet::UnsubAck(want));
@@ -226,14 +226,14 @@ mod tests {
         value_round_trip(
             &Packet::UnsubAck(UnsubAck {
                 packet_id: 9,
-                properties,
+                properties: properties.into(),
                 reasons,
             }),
             V5,
         );
         let u = UnsubAck {
             packet_id: 9,
-            properties: Properties::default(),
+            properties: Props::none(),
             reasons: vec![],
         };
         value_round_trip(&Packet::UnsubAck(u), V311);
@@ -246,7 +246,8 @@ mod tests {
             properties: Properties {
                 reason_string: Some("r".into()),
                 ..Properties::default()
-            },
+            }
+            .into(),
             reasons: vec![ReasonCode::Success],
         };
         assert_eq!(enc(&Packet::UnsubAck(u), V311), UNSUBACK_V311);

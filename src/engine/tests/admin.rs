@@ -17,7 +17,7 @@ fn operator_message(topic: &str, retain: bool) -> Message {
         payload: Rc::from(&b"hi"[..]),
         qos: QoS::AtLeastOnce,
         retain,
-        properties: Properties::default(),
+        properties: Props::none(),
         expires_at: None,
         origin: None,
     }

@@ -30,7 +30,7 @@ fn subscribe_many(h: &mut Harness, conn: u64, filters: &[&str]) -> Vec<ReasonCod
     };
     let s = Subscribe {
         packet_id: 9,
-        properties: Properties::default(),
+        properties: Props::none(),
         filters: filters.iter().map(|f| (f.to_string(), opts)).collect(),
     };
     let a = h.packet(conn, Packet::Subscribe(s));
@@ -169,7 +169,7 @@ fn subscriptions_past_the_bound_get_quota_exceeded() {
     assert_eq!(reasons, vec![quota, granted]);
     let u = Unsubscribe {
         packet_id: 3,
-        properties: Properties::default(),
+        properties: Props::none(),
         filters: vec!["a".to_owned()],
     };
     h.packet(1, Packet::Unsubscribe(u));

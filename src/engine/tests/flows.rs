@@ -90,7 +90,7 @@ fn will_is_published_on_loss_and_not_on_normal_disconnect() {
     h.connect_with(3, c);
     let d = Disconnect {
         reason: ReasonCode::Success,
-        properties: Properties::default(),
+        properties: Props::none(),
     };
     let a = h.packet(3, Packet::Disconnect(d));
     assert!(publishes(&a, 1).is_empty());

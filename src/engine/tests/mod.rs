@@ -13,7 +13,7 @@ use super::limits::Limits;
 use super::Engine;
 use crate::clock::Millis;
 use crate::codec::mqtt::{
-    Ack, Connect, Packet, Properties, ProtocolVersion, Publish, QoS, ReasonCode, SubOptions,
+    Ack, Connect, Packet, Properties, Props, ProtocolVersion, Publish, QoS, ReasonCode, SubOptions,
     Subscribe, Unsubscribe, Will,
 };
 use crate::rng::Rng;
@@ -99,7 +99,7 @@ impl Harness {
         };
         let s = Subscribe {
             packet_id: 1,
-            properties: Properties::default(),
+            properties: Props::none(),
             filters: vec![(filter.to_string(), opts)],
         };
         self.packet(conn, Packet::Subscribe(s))
@@ -132,7 +132,7 @@ fn connect(id: &str, protocol: ProtocolVersion, clean_start: bool) -> Connect {
         protocol,
         clean_start,
         keep_alive: 0,
-        properties: Properties::default(),
+        properties: Props::none(),
         client_id: id.to_string(),
         will: None,
         username: None,
@@ -151,7 +151,7 @@ fn will(topic: &str, delay: Option<u32>) -> Will {
         payload: b"gone".to_vec(),
         qos: QoS::AtMostOnce,
         retain: false,
-        properties,
+        properties: properties.into(),
     }
 }
 
@@ -162,7 +162,7 @@ fn publish(topic: &str, payload: &[u8], qos: QoS, packet_id: u16, retain: bool) 
         retain,
         topic: topic.into(),
         packet_id,
-        properties: Properties::default(),
+        properties: Props::none(),
         payload: payload.into(),
     }
 }
@@ -171,7 +171,7 @@ fn ack(id: u16) -> Ack {
     Ack {
         packet_id: id,
         reason: ReasonCode::Success,
-        properties: Properties::default(),
+        properties: Props::none(),
     }
 }
 
@@ -206,7 +206,7 @@ fn connack(actions: &[Action], conn: u64) -> (bool, ReasonCode, Properties) {
     sent(actions, conn)
         .into_iter()
         .find_map(|p| match p {
-            Packet::ConnAck(c) => Some((c.session_present, c.reason, c.properties.clone())),
+            Packet::ConnAck(c) => Some((c.session_present, c.reason, (*c.properties).clone())),
             _ => None,
         })
         .expect("a CONNACK")

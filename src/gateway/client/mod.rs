@@ -339,7 +339,7 @@ impl Gateway {
                     // The engine takes a QoS 1 or 2 PUBLISH from the connection and acks it
                     // to nobody: an id is needed, any id.
                     packet_id: if will.qos == QoS::AtMostOnce { 0 } else { 1 },
-                    properties: mqtt::Properties::default(),
+                    properties: mqtt::Props::none(),
                     payload: will.payload,
                 };
                 self.engine(Input::Packet {
@@ -552,7 +552,7 @@ impl Gateway {
                         conn,
                         packet: Packet::Unsubscribe(mqtt::Unsubscribe {
                             packet_id: msg_id,
-                            properties: mqtt::Properties::default(),
+                            properties: mqtt::Props::none(),
                             filters: vec![f],
                         }),
                     }),
@@ -579,7 +579,7 @@ impl Gateway {
                     conn,
                     packet: Packet::Disconnect(mqtt::Disconnect {
                         reason: ReasonCode::Success,
-                        properties: mqtt::Properties::default(),
+                        properties: mqtt::Props::none(),
                     }),
                 });
             }
@@ -622,7 +622,7 @@ impl Gateway {
         let ack = Ack {
             packet_id,
             reason: ReasonCode::Success,
-            properties: mqtt::Properties::default(),
+            properties: mqtt::Props::none(),
         };
         self.engine(Input::Packet {
             conn,
@@ -687,7 +687,7 @@ impl Gateway {
             retain: flags.retain,
             topic,
             packet_id: if qos == QoS::AtMostOnce { 0 } else { msg_id },
-            properties: mqtt::Properties::default(),
+            properties: mqtt::Props::none(),
             payload: Rc::from(data),
         };
         self.engine(Input::Packet {
@@ -739,7 +739,7 @@ impl Gateway {
             conn,
             packet: Packet::Subscribe(mqtt::Subscribe {
                 packet_id: msg_id,
-                properties: mqtt::Properties::default(),
+                properties: mqtt::Props::none(),
                 filters: vec![(filter, options)],
             }),
         });

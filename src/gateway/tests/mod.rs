@@ -12,7 +12,7 @@ use std::rc::Rc;
 use super::{Gateway, GatewayConfig, Output};
 use crate::clock::Millis;
 use crate::codec::mqtt::{
-    Connect, Packet, Properties, ProtocolVersion, Publish, QoS, SubOptions, Subscribe,
+    Connect, Packet, Props, ProtocolVersion, Publish, QoS, SubOptions, Subscribe,
 };
 use crate::codec::mqttsn::{self as sn, Flags, Message, ReturnCode, SnQos, TopicIdType};
 use crate::engine::event::{Action, ConnId, Input, ListenerId};
@@ -84,7 +84,7 @@ impl Harness {
             protocol: ProtocolVersion::V311,
             clean_start: true,
             keep_alive: 0,
-            properties: Properties::default(),
+            properties: Props::none(),
             client_id: "mqtt-side".to_owned(),
             will: None,
             username: None,
@@ -153,7 +153,7 @@ impl Harness {
         };
         self.mqtt(Packet::Subscribe(Subscribe {
             packet_id: 1,
-            properties: Properties::default(),
+            properties: Props::none(),
             filters: vec![(filter.to_owned(), options)],
         }));
         self.mqtt_in.clear();
@@ -166,7 +166,7 @@ impl Harness {
             retain,
             topic: Rc::from(topic),
             packet_id: if qos == QoS::AtMostOnce { 0 } else { 9 },
-            properties: Properties::default(),
+            properties: Props::none(),
             payload: Rc::from(payload),
         }));
     }

@@ -401,7 +401,7 @@ mod tests {
     use std::rc::Rc;
 
     use super::*;
-    use crate::codec::mqtt::{Publish, QoS, SubAck};
+    use crate::codec::mqtt::{Props, Publish, QoS, SubAck};
 
     fn publish(topic: &str, id: u16) -> Packet {
         Packet::Publish(Publish {
@@ -410,7 +410,7 @@ mod tests {
             retain: false,
             topic: Rc::from(topic),
             packet_id: id,
-            properties: Properties::default(),
+            properties: Props::none(),
             payload: Rc::from(&b"hi"[..]),
         })
     }
@@ -419,7 +419,7 @@ mod tests {
     fn fields_are_flattened_by_path() {
         let suback = Packet::SubAck(SubAck {
             packet_id: 3,
-            properties: Properties::default(),
+            properties: Props::none(),
             reasons: vec![ReasonCode::GrantedQos1, ReasonCode::NotAuthorized],
         });
         assert_eq!(

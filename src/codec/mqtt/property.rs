@@ -6,7 +6,7 @@
 //! carry (such fields of [`Properties`] are skipped, so the output is always valid).
 
 use super::header::{malformed, protocol};
-use super::{DecodeError, Properties, Props};
+use super::{props, DecodeError, Properties, Props};
 use crate::codec::cursor::{field_len, varint_len, Reader, Writer};
 
 const PAYLOAD_FORMAT_INDICATOR: u8 = 0x01;
@@ -361,6 +361,9 @@ fn each<'a>(p: &'a Properties, ctx: PropCtx, mut f: impl FnMut(u8, Value<'a>)) {
 
 /// The length of the properties `ctx` may carry, without the property length field.
 pub(crate) fn body_len(p: &Properties, ctx: PropCtx) -> usize {
+    if props::is_unset(p) {
+        return 0;
+    }
     let mut n: usize = 0;
     each(p, ctx, |_, v| {
         n = n.saturating_add(1).saturating_add(v.len())
@@ -377,6 +380,9 @@ pub(crate) fn wire_len(p: &Properties, ctx: PropCtx) -> usize {
 /// Appends the property length and the properties `ctx` may carry.
 pub(crate) fn encode(p: &Properties, ctx: PropCtx, out: &mut Vec<u8>) {
     out.put_varint(body_len(p, ctx));
+    if props::is_unset(p) {
+        return;
+    }
     each(p, ctx, |id, v| {
         out.put_u8(id);
         v.put(out);

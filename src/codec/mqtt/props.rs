@@ -45,6 +45,12 @@ static EMPTY: Properties = Properties {
     shared_subscription_available: None,
 };
 
+/// Whether `p` is what every [`Props`] without properties reads as (a pointer comparison):
+/// encoders then skip the walk over every property field.
+pub(crate) fn is_unset(p: &Properties) -> bool {
+    std::ptr::eq(p, &EMPTY)
+}
+
 /// The properties of a packet, a message or a will: `None` when there are none (no
 /// allocation), else the boxed [`Properties`]. A box may hold empty properties after a
 /// write that cleared them; equality compares the properties, so this is not observable.
@@ -219,6 +225,24 @@ mod tests {
         });
         assert_eq!(p.topic_alias, Some(3));
         assert!(p.0.is_some());
+    }
+
+    #[test]
+    fn only_no_properties_read_as_the_shared_empty_value() {
+        assert!(is_unset(&Props::none()));
+        let mut cleared = Props::none();
+        cleared.topic_alias = Some(1);
+        cleared.topic_alias = None;
+        assert!(
+            !is_unset(&cleared),
+            "a box, even an empty one, is its own value"
+        );
+        // Both encode as no properties: one by the shortcut, one by the walk.
+        use super::super::property::{encode, PropCtx};
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        encode(&Props::none(), PropCtx::Publish, &mut a);
+        encode(&cleared, PropCtx::Publish, &mut b);
+        assert_eq!((a.as_slice(), b.as_slice()), (&[0u8][..], &[0u8][..]));
     }
 
     #[test]

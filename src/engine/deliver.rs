@@ -319,7 +319,7 @@ impl Engine {
             if link.alias_max > 0 {
                 if let Some(a) = link.alias_out(&d.msg.topic) {
                     properties.topic_alias = Some(a);
-                    topic = Rc::from("");
+                    topic = self.empty_topic.clone();
                 } else if link.aliases_out_len() < usize::from(link.alias_max) {
                     let a = link.aliases_out_len() as u16 + 1;
                     properties.topic_alias = Some(a);

@@ -155,6 +155,9 @@ pub struct Engine {
     shutting_down: bool,
     /// Reused by routing so that matching allocates nothing in the steady state.
     match_buf: Vec<Match>,
+    /// The topic of a PUBLISH named by its alias alone, shared rather than allocated per
+    /// delivery.
+    empty_topic: Rc<str>,
     /// Queue bounds of particular sessions (a bridge's `bridge_max_queued_messages`), in
     /// place of `max_queued_messages`.
     queue_limits: BTreeMap<Rc<str>, usize>,
@@ -194,6 +197,7 @@ impl Engine {
             stats: Stats::default(),
             shutting_down: false,
             match_buf: Vec::new(),
+            empty_topic: Rc::from(""),
             listeners: BTreeMap::new(),
             notices: None,
             controls_enabled: false,

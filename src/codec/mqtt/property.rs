@@ -297,61 +297,69 @@ fn each<'a>(p: &'a Properties, ctx: PropCtx, mut f: impl FnMut(u8, Value<'a>)) {
     for v in &p.subscription_identifiers {
         emit(SUBSCRIPTION_IDENTIFIER, Value::Var(*v));
     }
-    let rest: [(u8, Option<Value<'a>>); 20] = [
-        (SESSION_EXPIRY_INTERVAL, four(&p.session_expiry_interval)),
-        (
-            ASSIGNED_CLIENT_IDENTIFIER,
-            p.assigned_client_identifier.as_deref().map(Value::Str),
-        ),
-        (SERVER_KEEP_ALIVE, two(&p.server_keep_alive)),
-        (
-            AUTHENTICATION_METHOD,
-            p.authentication_method.as_deref().map(Value::Str),
-        ),
-        (
-            AUTHENTICATION_DATA,
-            p.authentication_data.as_deref().map(Value::Bin),
-        ),
-        (
-            REQUEST_PROBLEM_INFORMATION,
-            byte(&p.request_problem_information),
-        ),
-        (WILL_DELAY_INTERVAL, four(&p.will_delay_interval)),
-        (
-            REQUEST_RESPONSE_INFORMATION,
-            byte(&p.request_response_information),
-        ),
-        (
-            RESPONSE_INFORMATION,
-            p.response_information.as_deref().map(Value::Str),
-        ),
-        (
-            SERVER_REFERENCE,
-            p.server_reference.as_deref().map(Value::Str),
-        ),
-        (REASON_STRING, p.reason_string.as_deref().map(Value::Str)),
-        (RECEIVE_MAXIMUM, two(&p.receive_maximum)),
-        (TOPIC_ALIAS_MAXIMUM, two(&p.topic_alias_maximum)),
-        (TOPIC_ALIAS, two(&p.topic_alias)),
-        (MAXIMUM_QOS, byte(&p.maximum_qos)),
-        (RETAIN_AVAILABLE, byte(&p.retain_available)),
-        (MAXIMUM_PACKET_SIZE, four(&p.maximum_packet_size)),
-        (
-            WILDCARD_SUBSCRIPTION_AVAILABLE,
-            byte(&p.wildcard_subscription_available),
-        ),
-        (
-            SUBSCRIPTION_IDENTIFIER_AVAILABLE,
-            byte(&p.subscription_identifier_available),
-        ),
-        (
-            SHARED_SUBSCRIPTION_AVAILABLE,
-            byte(&p.shared_subscription_available),
-        ),
-    ];
-    for (id, v) in rest {
-        if let Some(v) = v {
-            emit(id, v);
+    if ctx == PropCtx::Publish {
+        // Of the properties below, a PUBLISH may carry only its topic alias: the others are
+        // not even looked at (this runs several times for every PUBLISH with properties).
+        if let Some(a) = p.topic_alias {
+            emit(TOPIC_ALIAS, Value::Two(a));
+        }
+    } else {
+        let rest: [(u8, Option<Value<'a>>); 20] = [
+            (SESSION_EXPIRY_INTERVAL, four(&p.session_expiry_interval)),
+            (
+                ASSIGNED_CLIENT_IDENTIFIER,
+                p.assigned_client_identifier.as_deref().map(Value::Str),
+            ),
+            (SERVER_KEEP_ALIVE, two(&p.server_keep_alive)),
+            (
+                AUTHENTICATION_METHOD,
+                p.authentication_method.as_deref().map(Value::Str),
+            ),
+            (
+                AUTHENTICATION_DATA,
+                p.authentication_data.as_deref().map(Value::Bin),
+            ),
+            (
+                REQUEST_PROBLEM_INFORMATION,
+                byte(&p.request_problem_information),
+            ),
+            (WILL_DELAY_INTERVAL, four(&p.will_delay_interval)),
+            (
+                REQUEST_RESPONSE_INFORMATION,
+                byte(&p.request_response_information),
+            ),
+            (
+                RESPONSE_INFORMATION,
+                p.response_information.as_deref().map(Value::Str),
+            ),
+            (
+                SERVER_REFERENCE,
+                p.server_reference.as_deref().map(Value::Str),
+            ),
+            (REASON_STRING, p.reason_string.as_deref().map(Value::Str)),
+            (RECEIVE_MAXIMUM, two(&p.receive_maximum)),
+            (TOPIC_ALIAS_MAXIMUM, two(&p.topic_alias_maximum)),
+            (TOPIC_ALIAS, two(&p.topic_alias)),
+            (MAXIMUM_QOS, byte(&p.maximum_qos)),
+            (RETAIN_AVAILABLE, byte(&p.retain_available)),
+            (MAXIMUM_PACKET_SIZE, four(&p.maximum_packet_size)),
+            (
+                WILDCARD_SUBSCRIPTION_AVAILABLE,
+                byte(&p.wildcard_subscription_available),
+            ),
+            (
+                SUBSCRIPTION_IDENTIFIER_AVAILABLE,
+                byte(&p.subscription_identifier_available),
+            ),
+            (
+                SHARED_SUBSCRIPTION_AVAILABLE,
+                byte(&p.shared_subscription_available),
+            ),
+        ];
+        for (id, v) in rest {
+            if let Some(v) = v {
+                emit(id, v);
+            }
         }
     }
     for (k, v) in &p.user_properties {
@@ -399,6 +407,66 @@ mod tests {
         let p = decode(&mut r, ctx)?;
         assert!(r.is_empty());
         Ok(p.into_inner())
+    }
+
+    /// Every property set, each once (two user properties).
+    fn every_property() -> Properties {
+        let text = || Some("x".to_owned());
+        Properties {
+            payload_format_indicator: Some(1),
+            message_expiry_interval: Some(2),
+            content_type: text(),
+            response_topic: text(),
+            correlation_data: Some(vec![3]),
+            subscription_identifiers: vec![4],
+            session_expiry_interval: Some(5),
+            assigned_client_identifier: text(),
+            server_keep_alive: Some(6),
+            authentication_method: text(),
+            authentication_data: Some(vec![7]),
+            request_problem_information: Some(1),
+            will_delay_interval: Some(8),
+            request_response_information: Some(1),
+            response_information: text(),
+            server_reference: text(),
+            reason_string: text(),
+            receive_maximum: Some(9),
+            topic_alias_maximum: Some(10),
+            topic_alias: Some(11),
+            maximum_qos: Some(1),
+            retain_available: Some(1),
+            user_properties: vec![("k".into(), "v".into()), ("k".into(), "w".into())],
+            maximum_packet_size: Some(12),
+            wildcard_subscription_available: Some(1),
+            subscription_identifier_available: Some(1),
+            shared_subscription_available: Some(1),
+        }
+    }
+
+    #[test]
+    fn a_publish_carries_exactly_the_properties_allowed_in_it() {
+        let p = every_property();
+        let mut ids = Vec::new();
+        each(&p, PropCtx::Publish, |id, _| ids.push(id));
+        let expected = [
+            PAYLOAD_FORMAT_INDICATOR,
+            MESSAGE_EXPIRY_INTERVAL,
+            CONTENT_TYPE,
+            RESPONSE_TOPIC,
+            CORRELATION_DATA,
+            SUBSCRIPTION_IDENTIFIER,
+            TOPIC_ALIAS,
+            USER_PROPERTY,
+            USER_PROPERTY,
+        ];
+        assert_eq!(ids, expected);
+        assert!(ids.iter().all(|&id| allowed(PropCtx::Publish, id)));
+        let mut bytes = Vec::new();
+        encode(&p, PropCtx::Publish, &mut bytes);
+        assert_eq!(
+            dec(&bytes, PropCtx::Publish).map(|q| q.topic_alias),
+            Ok(Some(11))
+        );
     }
 
     fn kind(bytes: &[u8], ctx: PropCtx) -> Option<ErrorKind> {

@@ -8,8 +8,9 @@
 use std::io;
 
 use mio::{Interest, Token};
+use slab::Slab;
 
-use super::conn::{out_hard_max, CloseReason, ConnState, OUT_BUFFER_SOFT_MAX};
+use super::conn::{out_hard_max, BufferPool, CloseReason, Conn, ConnState, OUT_BUFFER_SOFT_MAX};
 use super::Reactor;
 use crate::codec::mqtt::{self, Packet};
 use crate::engine::event::{ConnId, Input};
@@ -35,16 +36,10 @@ impl Reactor {
             return;
         };
         let wait = self.must_wait(packet);
-        let Some(conn) = self.conns.get_mut(key) else {
+        let Some((conn, was_empty)) = output_target(&mut self.conns, &mut self.out_pool, key)
+        else {
             return;
         };
-        if matches!(conn.state, ConnState::Broken { .. }) {
-            return;
-        }
-        let was_empty = conn.outbound.is_empty();
-        if conn.outbound.capacity() == 0 {
-            conn.outbound = self.out_pool.take();
-        }
         let start = conn.outbound.len();
         mqtt::encode(packet, conn.version(), &mut conn.outbound);
         if let Some(t) = self.trace.as_mut() {
@@ -63,16 +58,10 @@ impl Reactor {
     /// output of connection `key`, as [`Reactor::encode_packet`] appends a packet; `wait`
     /// holds them for the store's flush.
     pub(super) fn queue_bytes(&mut self, key: usize, bytes: &[u8], wait: bool) {
-        let Some(conn) = self.conns.get_mut(key) else {
+        let Some((conn, was_empty)) = output_target(&mut self.conns, &mut self.out_pool, key)
+        else {
             return;
         };
-        if matches!(conn.state, ConnState::Broken { .. }) {
-            return;
-        }
-        let was_empty = conn.outbound.is_empty();
-        if conn.outbound.capacity() == 0 {
-            conn.outbound = self.out_pool.take();
-        }
         conn.outbound.extend_from_slice(bytes);
         self.output_queued(key, was_empty, wait);
     }
@@ -269,4 +258,22 @@ impl Reactor {
             self.feed(Input::Closed { conn: id, reason });
         }
     }
+}
+
+/// Connection `key` ready to take output, and whether its output was empty; `None` when it
+/// is gone or broken. A connection without an output buffer takes one from the pool.
+fn output_target<'a>(
+    conns: &'a mut Slab<Conn>,
+    pool: &mut BufferPool,
+    key: usize,
+) -> Option<(&'a mut Conn, bool)> {
+    let conn = conns.get_mut(key)?;
+    if matches!(conn.state, ConnState::Broken { .. }) {
+        return None;
+    }
+    if conn.outbound.capacity() == 0 {
+        conn.outbound = pool.take();
+    }
+    let was_empty = conn.outbound.is_empty();
+    Some((conn, was_empty))
 }

@@ -26,6 +26,7 @@
 use std::collections::BTreeMap;
 
 use crate::codec::mqtt::topic::{matches, valid_topic_filter};
+use crate::config::parse::content_lines;
 use crate::config::ConfigError;
 
 /// What a rule grants: nothing (deny), reading, writing or both.
@@ -77,12 +78,7 @@ impl AclFile {
     pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
         let mut acl = Self::default();
         let mut user: Option<String> = None;
-        for (index, raw) in text.lines().enumerate() {
-            let number = index + 1;
-            let line = raw.trim_start_matches('\u{feff}').trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
+        for (number, line) in content_lines(text) {
             let at = |message: String| ConfigError::new(file, number, message);
             let (keyword, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
             let rest = rest.trim();

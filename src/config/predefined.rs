@@ -17,12 +17,7 @@ pub const TOPIC_ID_MAX: u16 = u16::MAX - 1;
 pub fn parse_topics(text: &str, file: &str) -> Result<Vec<(u16, String)>, ConfigError> {
     let mut by_id: BTreeMap<u16, (String, usize)> = BTreeMap::new();
     let mut by_name: BTreeMap<&str, (u16, usize)> = BTreeMap::new();
-    for (index, raw) in text.lines().enumerate() {
-        let number = index + 1;
-        let line = raw.trim_start_matches('\u{feff}').trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
+    for (number, line) in super::parse::content_lines(text) {
         let at = |message: String| ConfigError::new(file, number, message);
         let (id_text, name) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
         let id = topic_id(id_text).map_err(at)?;

@@ -110,12 +110,7 @@ impl Parser {
     /// Returns the `include_dir` lines met, for the caller to read and parse in order.
     pub fn parse_into(&mut self, text: &str, file: &str) -> Result<Vec<Include>, ConfigError> {
         let mut includes = Vec::new();
-        for (index, raw) in text.lines().enumerate() {
-            let number = index + 1;
-            let line = raw.trim_start_matches('\u{feff}').trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
+        for (number, line) in content_lines(text) {
             let (key, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
             if key == "listener" || key == "connection" {
                 self.close_bridge()?;
@@ -503,6 +498,16 @@ fn limit_option(limits: &mut Limits, key: &str, value: &str) -> Result<(), Strin
 }
 
 /// The only value of an option that takes one.
+/// The lines of a file in the configuration's format that say something, each with its
+/// number (from 1): trimmed, a leading byte order mark removed, blank lines and `#` comments
+/// skipped.
+pub fn content_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let lines = text.lines().enumerate();
+    lines
+        .map(|(index, raw)| (index + 1, raw.trim_start_matches('\u{feff}').trim()))
+        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+}
+
 pub(super) fn single<'a>(key: &str, values: &[&'a str]) -> Result<&'a str, String> {
     match values {
         [] => Err(format!("{key}: missing value")),

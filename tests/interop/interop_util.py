@@ -259,7 +259,8 @@ class Peer:
 # Raw MQTT over a socket.
 
 
-def _varint(n):
+def varint(n):
+    """MQTT's variable byte integer."""
     out = bytearray()
     while True:
         byte, n = n % 128, n // 128
@@ -268,13 +269,15 @@ def _varint(n):
             return bytes(out)
 
 
-def _str(s):
+def mqtt_str(s):
+    """A UTF-8 string (or bytes) with its two-byte length."""
     b = s.encode() if isinstance(s, str) else bytes(s)
     return struct.pack("!H", len(b)) + b
 
 
-def _packet(first_byte, body):
-    return bytes([first_byte]) + _varint(len(body)) + body
+def packet(first_byte, body):
+    """A whole packet: the first byte, the remaining length and the body."""
+    return bytes([first_byte]) + varint(len(body)) + body
 
 
 class RawClient:
@@ -297,15 +300,15 @@ class RawClient:
         flags = 0x02 if clean else 0
         if will:
             flags |= 0x04 | (will.get("qos", 0) << 3) | (0x20 if will.get("retain") else 0)
-        body = _str("MQTT") + bytes([self.version, flags]) + struct.pack("!H", keepalive)
+        body = mqtt_str("MQTT") + bytes([self.version, flags]) + struct.pack("!H", keepalive)
         if self.version == 5:
             body += (properties or Properties(PacketTypes.CONNECT)).pack()
-        body += _str(client_id)
+        body += mqtt_str(client_id)
         if will:
             if self.version == 5:
                 body += (will.get("properties") or Properties(PacketTypes.WILLMESSAGE)).pack()
-            body += _str(will["topic"]) + _str(will["payload"])
-        self.sock.sendall(_packet(0x10, body))
+            body += mqtt_str(will["topic"]) + mqtt_str(will["payload"])
+        self.sock.sendall(packet(0x10, body))
         kind, _, payload = self.read_packet()
         assert kind == 2, f"expected CONNACK, got packet type {kind}"
         connack_props = None
@@ -317,7 +320,7 @@ class RawClient:
     def disconnect(self, reason_code=0):
         """Send DISCONNECT (v5 with ``reason_code``) and wait for the broker to close."""
         body = bytes([reason_code]) if self.version == 5 and reason_code else b""
-        self.sock.sendall(_packet(0xE0, body))
+        self.sock.sendall(packet(0xE0, body))
         self.wait_closed()
 
     def abort(self):

@@ -21,7 +21,7 @@ import uuid
 
 import pytest
 
-from interop_util import Peer, RawClient, unique_topic
+from interop_util import Peer, RawClient, mqtt_str, packet, unique_topic
 
 BROKER_KIND = os.environ.get("INTEROP_BROKER", "culex").strip().lower() or "culex"
 pytestmark = pytest.mark.skipif(BROKER_KIND != "culex", reason="the bounds are culex's own")
@@ -156,24 +156,6 @@ class GoodClient:
 
 # ---------------------------------------------------------------------------
 # Raw MQTT for the abusers.
-
-
-def varint(n):
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def mqtt_str(s):
-    b = s.encode() if isinstance(s, str) else s
-    return struct.pack("!H", len(b)) + b
-
-
-def packet(first, body):
-    return bytes([first]) + varint(len(body)) + body
 
 
 def connect_packet(client_id, version=4):
